@@ -1,0 +1,249 @@
+"""The ``qnnref`` command line: inspect, run, demo.
+
+Errors print one line (``qnnref: error: ...``) and exit with status 1; no
+traceback, whatever the input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import __version__
+from .errors import QnnError
+
+
+class CliError(Exception):
+    """A usage problem found after parsing (bad --input value, missing file)."""
+
+
+# ---------------------------------------------------------------------------
+# inspect
+# ---------------------------------------------------------------------------
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _quant_text(t) -> str:
+    q = t.quant
+    if q is None:
+        return "-"
+    zp = q.zero_point_or_zeros()
+    if q.axis is None:
+        return f"scale={float(q.scale):.6g} zp={int(zp)}"
+    s = q.scale.astype(np.float64)
+    kind = f"axis={q.axis}" if q.block_size is None else f"axis={q.axis} block={q.block_size}"
+    zps = "sym" if q.symmetric else f"zp {int(zp.min())}..{int(zp.max())}"
+    return f"{kind} scale {s.min():.4g}..{s.max():.4g} ({s.size}) {zps}"
+
+
+def _attr_text(attrs: dict) -> str:
+    parts = []
+    for k, v in attrs.items():
+        text = json.dumps(v, separators=(",", ":"))
+        parts.append(f"{k}={text if len(text) <= 40 else text[:37] + '...'}")
+    return " ".join(parts)
+
+
+def cmd_inspect(args) -> int:
+    from . import load
+    model = load(args.file, verify=not args.no_verify)
+    g = model.graph
+    if args.json:
+        print(json.dumps(_inspect_json(model), indent=2))
+        return 0
+    md = g.metadata
+    weights = sum(t.data.nbytes for t in g.tensors.values() if t.data is not None)
+    print(f"file      {args.file}  ({_fmt_bytes(os.path.getsize(args.file))})")
+    print(f"digest    sha256:{model.digest}")
+    print(f"profile   {model.profile}")
+    for key in ("producer", "created", "description"):
+        if md.get(key):
+            print(f"{key:<9} {md[key]}")
+    extra = {k: v for k, v in md.items() if k not in ("producer", "created", "description", "profile")}
+    for k, v in extra.items():
+        print(f"{k:<9} {v}" if len(k) <= 9 else f"{k}: {v}")
+    print(f"nodes     {len(g.nodes)}    constants {sum(t.is_constant for t in g.tensors.values())}"
+          f" ({_fmt_bytes(weights)})")
+    print()
+    io_rows = [[kind, s.name, s.dtype, "x".join(map(str, s.shape)) or "scalar", _quant_text(g.tensors[s.name])]
+               for kind, specs in (("input", model.inputs), ("output", model.outputs)) for s in specs]
+    print(_table(io_rows, ["", "name", "dtype", "shape", "quantization"]))
+    print()
+    node_rows = []
+    for n in g.nodes:
+        outs = [g.tensors[o] for o in n.outputs]
+        node_rows.append([n.name, n.op, ", ".join(i or "-" for i in n.inputs), ", ".join(n.outputs),
+                          "; ".join(f"{t.dtype}[{'x'.join(map(str, t.shape))}]" for t in outs),
+                          _attr_text(n.attrs)])
+    print(_table(node_rows, ["node", "op", "inputs", "outputs", "type", "attributes"]))
+    print()
+    t_rows = [[t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", _quant_text(t),
+               _fmt_bytes(t.data.nbytes) if t.data is not None else ""]
+              for t in g.tensors.values()]
+    print(_table(t_rows, ["tensor", "dtype", "shape", "quantization", "constant"]))
+    return 0
+
+
+def _inspect_json(model) -> dict:
+    g = model.graph
+
+    def qd(t):
+        q = t.quant
+        if q is None:
+            return None
+        return {"scale": q.scale.astype(float).tolist(), "zero_point": q.zero_point_or_zeros().tolist(),
+                "axis": q.axis, "block_size": q.block_size}
+
+    return {
+        "digest": model.digest, "profile": model.profile, "metadata": g.metadata,
+        "inputs": g.inputs, "outputs": g.outputs,
+        "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs, "outputs": n.outputs, "attrs": n.attrs}
+                  for n in g.nodes],
+        "tensors": {t.name: {"dtype": t.dtype, "shape": list(t.shape), "quant": qd(t),
+                             "constant": t.data is not None} for t in g.tensors.values()},
+    }
+
+
+# ---------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------
+
+def _load_npy(path: str) -> np.ndarray:
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such file")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # numpy raises many kinds on a bad file
+        raise CliError(f"{path}: not a readable .npy file ({type(e).__name__}: {e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise CliError(f"{path}: expected a single array (.npy), got an archive")
+    return arr
+
+
+def cmd_run(args) -> int:
+    from . import load
+    model = load(args.file, verify=not args.no_verify)
+    inputs = {}
+    for item in args.input or []:
+        if "=" in item:
+            name, path = item.split("=", 1)
+        elif len(model.inputs) == 1:
+            name, path = model.inputs[0].name, item
+        else:
+            raise CliError(f"--input {item!r}: this model has several inputs; write NAME=FILE.npy")
+        inputs[name] = _load_npy(path)
+    t0 = time.perf_counter()
+    outputs = model.run(inputs, capture=args.capture)
+    dt = time.perf_counter() - t0
+    if args.output:
+        np.savez(args.output, **outputs)
+        print(f"wrote {len(outputs)} tensor(s) to {args.output} ({dt * 1e3:.2f} ms)")
+    else:
+        for name, arr in outputs.items():
+            print(f"{name}: {arr.dtype}{list(arr.shape)}")
+            print(np.array2string(arr, threshold=64, edgeitems=4))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------
+
+def cmd_demo(args) -> int:
+    from . import bundled_model, bundled_test_set, load
+    path = bundled_model("digits")
+    model = load(path)
+    images, labels = bundled_test_set("digits")
+    if args.limit:
+        images, labels = images[: args.limit], labels[: args.limit]
+    x_name, y_name = model.inputs[0].name, model.outputs[0].name
+    q_images = model.quantize(x_name, images)       # float -> int8 with the input's parameters
+    correct = 0
+    latencies = []
+    for img, label in zip(q_images, labels):
+        x = img[np.newaxis]
+        t0 = time.perf_counter()
+        logits = model.run(x)[y_name]
+        latencies.append(time.perf_counter() - t0)
+        correct += int(np.argmax(logits) == label)
+    n = len(labels)
+    lat = np.array(latencies) * 1e3
+    md = model.metadata
+    print(f"qnnref {__version__} demo: {md.get('description', 'digits CNN')}")
+    print(f"model     {path}")
+    print(f"          sha256:{model.digest}  profile {model.profile}")
+    print(f"test set  {n} held-out images of the UCI handwritten digits (8x8)")
+    fa = md.get("float_accuracy")
+    if fa is not None:
+        print(f"float accuracy  {float(fa) * 100:6.2f} %   (float32 model before quantization, "
+              "measured by tools/make_digits_model.py)")
+    print(f"int8  accuracy  {correct / n * 100:6.2f} %   ({correct}/{n}, measured now)")
+    print(f"latency         {np.median(lat):.3f} ms per image (median; p90 {np.percentile(lat, 90):.3f} ms; "
+          "reference backend, batch 1)")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qnnref", description="qnnref: the reference runtime for quantized "
+                                "neural networks (exact, specified integer semantics).")
+    p.add_argument("--version", action="version", version=f"qnnref {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("inspect", help="describe a .qnn file: inputs, outputs, nodes, quantization, digest")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    s.add_argument("--no-verify", action="store_true", help="skip SHA-256 checks (faster on big files)")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("run", help="run a .qnn model on .npy inputs")
+    s.add_argument("file")
+    s.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy",
+                   help="an input array (repeat per input; NAME= may be left out for one-input models)")
+    s.add_argument("--output", "-o", metavar="OUT.npz", help="write outputs to an .npz file")
+    s.add_argument("--capture", action="store_true", help="also output every intermediate tensor")
+    s.add_argument("--no-verify", action="store_true", help="skip SHA-256 checks")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("demo", help="run the bundled digits model on its test set")
+    s.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (QnnError, CliError) as e:
+        print("qnnref: error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"qnnref: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qnnref: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
