@@ -1,0 +1,187 @@
+"""Fuzzing the .qnn reader: whatever the bytes, reading either succeeds or
+raises a qnnref error (FormatError in practice) - never another exception,
+never a hang, never a huge allocation.
+
+Three levels:
+
+* arbitrary bytes, with and without a valid-looking preamble;
+* valid files mutated byte by byte (flip, insert, delete, truncate), read with
+  ``verify=True`` and ``verify=False`` (the latter gets past the digest check
+  into the JSON and layout validation);
+* valid headers whose JSON subtrees are replaced or deleted, re-packed with
+  correct digests, so that the header validation itself is exercised.
+
+Each test runs a modest number of examples (the file takes ~10 s).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qnnref import format as qformat
+from qnnref.errors import FormatError, QnnError
+
+from .test_format import fix_blob_digests, pack_file, rich_graph, split_file
+
+# QNNREF_FUZZ_EXAMPLES=100000 python -m pytest tests/format/test_format_fuzz.py  fuzzes for longer
+FUZZ = settings(max_examples=int(os.environ.get("QNNREF_FUZZ_EXAMPLES", 1000)), deadline=2000, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+VALID = qformat.to_bytes(rich_graph())
+VERSION, HEADER, SECTION = split_file(VALID)
+(HEADER_LENGTH,) = struct.unpack_from("<Q", VALID, 12)
+
+
+def read_or_qnn_error(data: bytes, verify: bool, allowed: type[Exception] = QnnError):
+    """Read ``data``; an ``allowed`` error is fine, anything else fails the
+    test. A successful read must give a graph that can be written again."""
+    try:
+        loaded = qformat.from_bytes(data, verify=verify, name="fuzz.qnn")
+    except allowed as e:
+        assert str(e).startswith("fuzz.qnn: "), str(e)
+        return None
+    qformat.to_bytes(loaded.graph)          # what the reader accepts, the writer writes
+    return loaded
+
+
+# ---------------------------------------------------------------------------
+# Bytes
+# ---------------------------------------------------------------------------
+
+@FUZZ
+@given(st.binary(max_size=600), st.booleans())
+def test_arbitrary_bytes(data, verify):
+    read_or_qnn_error(data, verify)
+
+
+@FUZZ
+@given(st.integers(0, 3), st.integers(0, 3), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1),
+       st.binary(max_size=400), st.booleans())
+def test_arbitrary_bytes_after_a_preamble(major, minor, hlen, dlen, rest, verify):
+    data = qformat.MAGIC + struct.pack("<HHQQ", major, minor, hlen, dlen) + rest
+    read_or_qnn_error(data, verify)
+
+
+def mutate(data: bytes, draw) -> bytes:
+    """One random byte-level mutation of ``data``."""
+    kind = draw(st.sampled_from(["flip", "flip-header", "set", "insert", "delete", "truncate"]))
+    size = len(data)
+    if size == 0:
+        return draw(st.binary(min_size=1, max_size=8))
+    if kind == "truncate":
+        return data[:draw(st.integers(0, size - 1))]
+    if kind == "flip-header" and size >= 28 + HEADER_LENGTH:   # keeps the layout, breaks the JSON
+        i = draw(st.integers(28, 28 + HEADER_LENGTH - 1))
+    else:
+        i = draw(st.integers(0, size - 1))
+    if kind in ("flip", "flip-header"):
+        return data[:i] + bytes([data[i] ^ (1 << draw(st.integers(0, 7)))]) + data[i + 1:]
+    if kind == "set":
+        return data[:i] + bytes([draw(st.integers(0, 255))]) + data[i + 1:]
+    if kind == "insert":
+        return data[:i] + draw(st.binary(min_size=1, max_size=70)) + data[i:]
+    return data[:i] + data[i + draw(st.integers(1, 70)):]
+
+
+@FUZZ
+@given(st.data(), st.booleans())
+def test_mutated_valid_files(data, verify):
+    mutated = VALID
+    for _ in range(data.draw(st.integers(1, 3))):
+        mutated = mutate(mutated, data.draw)
+    read_or_qnn_error(mutated, verify)
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_header_bytes_with_correct_digest(data):
+    """Flip bytes inside the JSON text, then fix the file digest, so that
+    even ``verify=True`` reaches the JSON parser."""
+    raw = bytearray(VALID)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(28, 28 + HEADER_LENGTH - 1))
+        raw[i] = data.draw(st.sampled_from(b'{}[]",:0123456789-.etrufalsn \\\x00\xff\xc3'))
+    raw[-32:] = hashlib.sha256(raw[:-32]).digest()
+    for verify in (True, False):
+        read_or_qnn_error(bytes(raw), verify)
+
+
+# ---------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------
+
+NAMES = [t["name"] for t in HEADER["tensors"]] + [n["name"] for n in HEADER["nodes"]]
+INTERESTING = [0, 1, -1, 2, 3, 8, 63, 64, 65, 128, 2**31, 2**40, 2**63, 10**12, -(2**63), 1e39, 0.5,
+               1e-45, "", "int4", "uint4", "float16", "float32", "int64", "per-tensor", "per-axis",
+               "blocked", "0" * 64, [], {}, [0], [1, 1], [10**6, 10**6], [-1], None, True, False,
+               {"offset": 0, "nbytes": 1, "sha256": "0" * 64}] + NAMES
+
+json_leaves = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
+               | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+               | st.sampled_from(INTERESTING))
+json_values = st.recursive(
+    json_leaves,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=12)
+
+
+def all_paths(node, prefix=()) -> list[tuple]:
+    """The path (keys / indices) of every value inside a JSON document."""
+    paths = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            paths += all_paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            paths += all_paths(value, prefix + (i,))
+    return paths
+
+
+PATHS = all_paths(HEADER)
+
+
+def edit(document, path: tuple, value, delete: bool):
+    """``document`` with the value at ``path`` replaced (or deleted)."""
+    if not path:
+        return value
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    if delete:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return document
+
+
+def repack_header(header, section: bytes = SECTION) -> bytes:
+    if isinstance(header, (dict, list)):
+        fix_blob_digests(header, section)
+    return pack_file(header, section, VERSION)
+
+
+@FUZZ
+@given(st.data())
+def test_random_json_subtrees(data):
+    """Replace or delete 1-3 random subtrees of a valid header; re-pack with
+    correct digests; the reader must succeed or raise FormatError."""
+    header = split_file(VALID)[1]
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(all_paths(header)))
+        delete = bool(path) and data.draw(st.booleans())
+        header = edit(header, path, data.draw(json_values), delete)
+    packed = repack_header(header)
+    for verify in (True, False):
+        read_or_qnn_error(packed, verify, allowed=FormatError)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[str(p) for p in PATHS])
+def test_every_header_value_replaced_by_null(path):
+    """Systematic companion of the random test: null everywhere."""
+    header = split_file(VALID)[1]
+    read_or_qnn_error(repack_header(edit(header, path, None, False)), verify=False)
