@@ -1,0 +1,186 @@
+"""matmul: quantized matrix product (also fully-connected).
+
+``y = saturate(round((s_a * s_b / s_y) * acc) + zp_y)`` with the exact
+integer accumulator ``acc[..., m, n] = sum_k (a[..., m, k] - zp_a) *
+(b[..., k, n] - zp_b[n]) + bias[n]``. ``b`` is a 2-D weight [K, N] or a
+batch [..., K, N] that broadcasts against ``a`` like ``np.matmul``; it is
+quantized per tensor or per output column (axis -1). The accumulator must
+fit int32 (spec/arithmetic.md, "Accumulators"); the rounding is the model's
+requantization recipe.
+
+The products are computed with float64 BLAS, which is exact here (see
+:func:`exact_matmul`); the helpers :func:`centered` and :func:`exact_matmul`
+are shared with conv2d.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..arith import (RequantParams, check_accumulator, combine_scales, exact_dot_bound_ok,
+                     prepare_requant, requantize_output)
+from ..errors import RuntimeCheckError, ValidationError
+from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
+from .registry import Attr, Op, Slot, register
+
+A_DTYPES = ("int8", "uint8")
+B_DTYPES = ("int8", "int4", "uint8")
+OUT_DTYPES = ("int8", "uint8", "int16")
+
+
+def centered(q: np.ndarray, zero_point) -> np.ndarray:
+    """``q - zero_point`` as a float64 array (``zero_point`` broadcasts against ``q``).
+
+    Exact: both are integers of at most 16 bits, so the difference is an
+    integer below 2^17 in magnitude, and float64 holds every integer up to 2^53.
+    """
+    return np.asarray(q, dtype=np.float64) - np.asarray(zero_point, dtype=np.float64)
+
+
+def max_abs(x: np.ndarray) -> int:
+    """The largest magnitude in an integer-valued array (0 when empty)."""
+    return int(max(x.max(initial=0), -x.min(initial=0)))
+
+
+def exact_matmul(a_c: np.ndarray, b_c: np.ndarray) -> np.ndarray:
+    """The exact integer product ``a_c @ b_c`` (np.matmul broadcasting) as int64.
+
+    ``a_c`` and ``b_c`` are float64 arrays holding integers (see :func:`centered`).
+    """
+    k = a_c.shape[-1]
+    max_a, max_b = max_abs(a_c), max_abs(b_c)
+    if exact_dot_bound_ok(k, max_a, max_b):
+        # Every product and every partial sum, in whatever order BLAS adds
+        # them, is an integer of magnitude <= k * max_a * max_b < 2^53, and
+        # float64 represents those exactly: BLAS rounds nothing.
+        return np.matmul(a_c, b_c).astype(np.int64)
+    # Otherwise multiply in int64 (no BLAS; slow, never reached for real
+    # models). Exact while k * max_a * max_b < 2^63: with 8-bit operands,
+    # max_a, max_b <= 255, so for every k below 2^47.
+    return np.matmul(a_c.astype(np.int64), b_c.astype(np.int64))
+
+
+def matmul(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point, bias: np.ndarray | None,
+           params: RequantParams, y_zero_point, y_dtype: str, act_min=None, act_max=None,
+           b_centered: np.ndarray | None = None) -> np.ndarray:
+    # Step 1: remove the zero points (exact). zp_b is a scalar or one value per
+    # column n; b - zp_b of a constant b is computed once at load time and
+    # passed in as b_centered.
+    a_c = centered(a, a_zero_point)
+    if b_centered is None:
+        b_centered = centered(b, b_zero_point)
+    # Step 2: the exact integer accumulator, sum_k (a - zp_a)[..., m, k] * (b - zp_b)[..., k, n].
+    acc = exact_matmul(a_c, b_centered)
+    # Step 3: add the int32 bias (one value per column n), exactly.
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    # Step 4: the int32 accumulator contract: every exact sum must fit int32.
+    acc = check_accumulator(acc)
+    # Step 5: scale by s_a * s_b[n] / s_y and round as the recipe says, add
+    # zp_y, clamp to the fused activation range and the output dtype.
+    return requantize_output(acc, params, y_zero_point, y_dtype, act_min, act_max)
+
+
+def check_bias(ctx, index: int, n: int, what: str) -> None:
+    """ERROR_IF checks of an optional int32 bias input of length ``n`` (at
+    ``index``) at infer time: dtype and shape. Shared with conv2d."""
+    bias = ctx.inputs[index] if len(ctx.inputs) > index else None
+    if bias is None:
+        return
+    ctx.require_dtype(bias, ("int32",), "bias")
+    if tuple(bias.shape) != (n,):
+        raise ctx.error(f"bias {bias.name!r} must have shape [{n}] ({what}), got {list(bias.shape)}")
+
+
+def check_bias_quant(ctx, index: int) -> None:
+    """A bias may be quantized (its scale is informational: it is interpreted
+    at s_a * s_b); if so, every zero point must be 0. Shared with conv2d."""
+    bias = ctx.inputs[index] if len(ctx.inputs) > index else None
+    if bias is None or bias.quant is None:
+        return
+    q = ctx.require_quant(bias, "bias", ("per-tensor", "per-axis"), axis=0)
+    if np.any(zero_point(q)):
+        raise ctx.error(f"bias {bias.name!r} must have zero point 0")
+
+
+def check_out_dtype(ctx, default: str) -> str:
+    dtype = ctx.attrs["dtype"] if ctx.attrs["dtype"] is not None else default
+    if dtype not in OUT_DTYPES:
+        raise ctx.error(f"attribute dtype must be one of {', '.join(OUT_DTYPES)}, got {dtype!r}")
+    return dtype
+
+
+def check_profile(ctx) -> None:
+    if ctx.profile.pairwise_int16_saturation:
+        raise ctx.error(f"profile {ctx.profile.name!r} asks for pairwise int16 saturation of "
+                        "u8 x s8 products, which this operator does not implement")
+
+
+def prepare_params(ctx, s_in, s_w, s_y, what: str) -> RequantParams:
+    """The requantization parameters of s_in * s_w / s_y, prepared once."""
+    real = combine_scales([s_in, s_w], s_y, ctx.recipe.scale_dtype)
+    try:
+        return prepare_requant(real, ctx.recipe)
+    except ValidationError as e:
+        raise ctx.error(f"multiplier {what}: {e}") from None
+
+
+@register
+class MatMul(Op):
+    name = "matmul"
+    inputs = (Slot("a", doc="quantized activations [..., M, K]"),
+              Slot("b", doc="quantized weights [K, N] or [..., K, N]"),
+              Slot("bias", optional=True, doc="int32 [N], added to the accumulator"))
+    outputs = (Slot("y", doc="quantized [..., M, N]"),)
+    attrs = (Attr("dtype", "str", None, "output dtype (default: the dtype of a)"),
+             Attr("act_min", "int", None, ACT_ATTRS_DOC),
+             Attr("act_max", "int", None, ACT_ATTRS_DOC))
+
+    def infer(self, ctx):
+        a, b = ctx.input(0), ctx.input(1)
+        ctx.require_dtype(a, A_DTYPES, "input a")
+        ctx.require_dtype(b, B_DTYPES, "input b")
+        if len(a.shape) < 2:
+            raise ctx.error(f"input a {a.name!r} must have rank >= 2 ([..., M, K]), got {list(a.shape)}")
+        if len(b.shape) < 2:
+            raise ctx.error(f"input b {b.name!r} must have rank >= 2 ([K, N] or [..., K, N]), "
+                            f"got {list(b.shape)}")
+        (m, k), (kb, n) = a.shape[-2:], b.shape[-2:]
+        if k != kb:
+            raise ctx.error(f"inner dimensions differ: a {a.name!r} has K = {k} ({list(a.shape)}), "
+                            f"b {b.name!r} has K = {kb} ({list(b.shape)})")
+        try:
+            batch = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+        except ValueError:
+            raise ctx.error(f"batch dimensions of a {list(a.shape)} and b {list(b.shape)} "
+                            "do not broadcast") from None
+        check_bias(ctx, 2, n, "N, the last dimension of b")
+        dtype = check_out_dtype(ctx, a.dtype)
+        return [(dtype, (*batch, m, n))]
+
+    def prepare(self, ctx):
+        a, b, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
+        qa = ctx.require_quant(a, "input a")
+        qb = ctx.require_quant(b, "input b", ("per-tensor", "per-axis"), axis=len(b.shape) - 1)
+        qy = ctx.out_quant(0)
+        check_bias_quant(ctx, 2)
+        check_profile(ctx)
+        p = ctx.prepared
+        p["act"] = act_range(ctx)
+        # per-column values have shape (N,) and broadcast on the last axis of [..., M, N]
+        p["params"] = prepare_params(ctx, scale(qa), scale(qb), scale(qy), "s_a * s_b / s_y")
+        p["a_zp"] = zero_point(qa).astype(np.int64)
+        p["b_zp"] = zero_point(qb).astype(np.int64)
+        p["y_zp"] = zero_point(qy).astype(np.int64)
+        p["b_centered"] = centered(b.data, p["b_zp"]) if b.data is not None else None
+        p["y_dtype"] = y.dtype
+
+    def run(self, ctx, args):
+        p = ctx.prepared
+        a, b = args[0], args[1]
+        bias = args[2] if len(args) > 2 else None
+        try:
+            y = matmul(a, p["a_zp"], b, p["b_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
+                       *p["act"], b_centered=p["b_centered"])
+        except RuntimeCheckError as e:
+            raise ctx.runtime_error(str(e)) from None
+        return [y]
