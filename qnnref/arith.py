@@ -54,9 +54,15 @@ def check_rounding(mode: str, where: str = "") -> str:
 def round_float(x: np.ndarray, mode: str) -> np.ndarray:
     """Round each float of ``x`` to an integral value (same float dtype) by ``mode``.
 
-    Exact: for a binary float v, ``v - floor(v)`` is exactly representable,
-    so the fraction is compared with 1/2 without any rounding error (unlike
-    ``floor(v + 0.5)``, which turns 0.49999999999999994 into 1).
+    Exact: ``r = rint(x)`` is the nearest integer, and ``x - r`` is computed
+    without rounding error (r == 0, or r and x have the same sign and lie
+    within a factor 2 of each other: Sterbenz's lemma), so a tie is
+    recognised exactly as ``|x - r| == 1/2``; a tie then takes ``floor(x)``
+    or ``ceil(x)`` as the mode says, anything else takes r.
+    (``floor(x + 0.5)`` would turn 0.49999999999999994 into 1, and
+    ``x - floor(x)`` rounds for x in (-1/2, 0): -0.49999999999999994 would
+    look like a tie.) The sign of a zero result is the sign of x, as for
+    IEEE roundToIntegral (np.rint, np.floor, ...).
     NaN stays NaN and infinities stay infinite; callers decide what they mean.
     """
     x = np.asarray(x)
@@ -68,20 +74,18 @@ def round_float(x: np.ndarray, mode: str) -> np.ndarray:
         return np.ceil(x)
     if mode == "truncate":
         return np.trunc(x)
-    f = np.floor(x)
+    r = np.rint(x)                      # nearest; ties to even
     with np.errstate(invalid="ignore"):
-        frac = x - f                    # exact, in [0, 1)
-        above = frac > 0.5
-        tie = frac == 0.5
+        tie = np.abs(x - r) == 0.5      # exact; False for inf and NaN
     if mode == "half_up":
-        up = above | tie
+        t = np.ceil(x)
     elif mode == "half_down":
-        up = above
+        t = np.floor(x)
     elif mode == "half_away_from_zero":
-        up = above | (tie & (x > 0))
+        t = np.where(x > 0, np.ceil(x), np.floor(x))
     else:
         raise ValidationError(f"unknown rounding mode {mode!r}")
-    return f + up.astype(x.dtype)
+    return np.where(tie, t, r)
 
 
 def rounding_divide_by_pot(x: np.ndarray, exponent, mode: str) -> np.ndarray:
@@ -139,12 +143,19 @@ def saturate_float_to_int(x: np.ndarray, dtype_name: str) -> np.ndarray:
     +inf and values above the range give the maximum, -inf and values below
     give the minimum. NaN has no integer value: a NaN raises RuntimeCheckError
     (callers name the node).
+
+    The comparison is done in float64, which holds every bound up to int32
+    exactly (a float32 clamp would round INT32_MAX up to 2^31). INT64_MAX is
+    not a float64: values >= 2^63 are mapped to it explicitly.
     """
-    x = np.asarray(x)
+    x = np.asarray(x, dtype=np.float64)  # exact for float16/32/64 inputs
     if np.isnan(x).any():
         raise RuntimeCheckError("NaN cannot be converted to an integer")
     dt = dtypes.get(dtype_name)
-    return np.clip(x, dt.min, dt.max).astype(np.int64).astype(dt.numpy)
+    hi = float(dt.max) if dt.max < 2**53 else np.nextafter(float(dt.max), 0.0)  # largest float <= max
+    v = np.clip(x, float(dt.min), hi).astype(np.int64)
+    v = np.where(x > hi, dt.max, v)
+    return v.astype(dt.numpy)
 
 
 # ---------------------------------------------------------------------------
@@ -179,16 +190,20 @@ def exact_dot_bound_ok(k: int, max_abs_a: int, max_abs_b: int) -> bool:
     (in any order, as BLAS may reorder) is an integer of magnitude at most
     k * max_abs_a * max_abs_b, and float64 represents all integers up to 2^53
     exactly, so no rounding happens if that bound is below 2^53."""
-    return k * max_abs_a * max_abs_b < FLOAT64_EXACT_INT
+    # Python ints: numpy integers would wrap around (or, for abs(int8(-128)), be negative).
+    return abs(int(k)) * abs(int(max_abs_a)) * abs(int(max_abs_b)) < FLOAT64_EXACT_INT
 
 
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SaturatingRoundingDoublingHighMul (gemmlowp; ARM NEON VQRDMULH).
 
-    For int32 a, b: the high 32 bits of 2*a*b, rounded to nearest with ties
-    away from zero; the single overflowing case a == b == INT32_MIN gives
-    INT32_MAX. Exactly: ``(a*b + (a*b >= 0 ? 2^30 : 1 - 2^30)) / 2^31`` with
-    C's truncating division. |a*b| <= 2^62, so int64 does not overflow.
+    For int32 a, b: the high 32 bits of 2*a*b, i.e. a*b / 2^31, rounded to
+    nearest with ties toward +infinity (half_up: -0.5 -> 0, 0.5 -> 1, as
+    VQRDMULH's ``(2*a*b + 2^31) >> 32``; the negative nudge 1 - 2^30 with a
+    truncating division does not make ties go away from zero); the single
+    overflowing case a == b == INT32_MIN gives INT32_MAX. Exactly:
+    ``(a*b + (a*b >= 0 ? 2^30 : 1 - 2^30)) / 2^31`` with C's truncating
+    division. |a*b| <= 2^62, so int64 does not overflow.
     """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
@@ -273,10 +288,12 @@ class Recipe:
         unknown = set(d) - known
         if unknown:
             raise ValidationError(f"{where}: unknown recipe keys {sorted(unknown)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ValidationError(f"{where}: {e}") from None
+        # Validate with ``where`` (cls(**d) would name only "recipe", not the node).
+        r = cls.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(r, f.name, d.get(f.name, f.default))
+        r.check(where)
+        return r
 
 
 #: Range of the shift of an encoded multiplier: m = multiplier * 2^(shift-31)
@@ -391,7 +408,8 @@ def apply_requant(acc, params: RequantParams) -> np.ndarray:
     if r.kind == "fixed_point":
         return multiply_by_quantized_multiplier(acc, params.multiplier, params.shift, r)
     ft = np.float32 if r.float_dtype == "float32" else np.float64
-    v = np.asarray(acc, dtype=np.int64).astype(ft) * np.asarray(params.real).astype(ft)
+    with np.errstate(over="ignore"):    # an infinite product saturates below
+        v = np.asarray(acc, dtype=np.int64).astype(ft) * np.asarray(params.real).astype(ft)
     v = round_float(v, r.rounding)
     return np.clip(v, -(2.0**40), 2.0**40).astype(np.int64)
 
@@ -427,11 +445,14 @@ class QuantizeRecipe:
     float_dtype: str = "float32"
 
     def __post_init__(self):
+        self.check()
+
+    def check(self, where: str = "quantize recipe") -> None:
         if self.method not in ("divide", "reciprocal"):
-            raise ValidationError(f"quantize recipe: method must be 'divide' or 'reciprocal', got {self.method!r}")
-        check_rounding(self.rounding, "quantize recipe")
+            raise ValidationError(f"{where}: method must be 'divide' or 'reciprocal', got {self.method!r}")
+        check_rounding(self.rounding, where)
         if self.float_dtype not in ("float32", "float64"):
-            raise ValidationError("quantize recipe: float_dtype must be 'float32' or 'float64'")
+            raise ValidationError(f"{where}: float_dtype must be 'float32' or 'float64'")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -443,10 +464,11 @@ class QuantizeRecipe:
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValidationError(f"{where}: unknown keys {sorted(unknown)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ValidationError(f"{where}: {e}") from None
+        r = cls.__new__(cls)             # validated with ``where``, as Recipe.from_dict
+        for f in fields(cls):
+            object.__setattr__(r, f.name, d.get(f.name, f.default))
+        r.check(where)
+        return r
 
 
 def quantize_values(x, scale, zero_point, dtype_name: str, recipe: QuantizeRecipe) -> np.ndarray:
