@@ -88,6 +88,37 @@ def round_float(x: np.ndarray, mode: str) -> np.ndarray:
     return np.where(tie, t, r)
 
 
+def round_quotient(q: np.ndarray, r: np.ndarray, d, negative: np.ndarray, mode: str) -> np.ndarray:
+    """Finish an exact integer division n / d (d >= 1) by ``mode``, given the
+    floor quotient ``q = floor(n / d)``, the remainder ``r = n - q*d`` in
+    [0, d) and ``negative = n < 0``. Returns q or q + 1 (int64).
+
+    The fraction r/d is compared with 1/2 as 2r vs d: exact integers, no
+    rounding anywhere. Shared by :func:`rounding_divide_by_pot` and
+    :func:`rounding_divide`, so every division rounds by one definition.
+    """
+    nonzero = r != 0
+    above = 2 * r > d                   # the fraction r/d is above one half
+    tie = 2 * r == d                    # exactly one half (only for even d)
+    if mode == "floor":
+        up = np.zeros_like(nonzero)
+    elif mode == "ceil":
+        up = nonzero
+    elif mode == "truncate":
+        up = nonzero & negative
+    elif mode == "half_up":
+        up = above | tie
+    elif mode == "half_down":
+        up = above
+    elif mode == "half_away_from_zero":
+        up = above | (tie & ~negative)
+    elif mode == "half_to_even":
+        up = above | (tie & ((q & 1) == 1))
+    else:
+        raise ValidationError(f"unknown rounding mode {mode!r}")
+    return q + up.astype(np.int64)
+
+
 def rounding_divide_by_pot(x: np.ndarray, exponent, mode: str) -> np.ndarray:
     """``x / 2**exponent`` rounded to an integer by ``mode``, computed exactly.
 
@@ -101,29 +132,28 @@ def rounding_divide_by_pot(x: np.ndarray, exponent, mode: str) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.int64)
     e = np.asarray(exponent, dtype=np.int64)
+    if mode == "half_up":
+        # Fast path, same result: floor((x + d/2) / d) for d = 2^e; x + 2^(e-1)
+        # cannot overflow because |x| < 2^62 and e <= 62.
+        half = np.where(e > 0, np.left_shift(np.int64(1), np.maximum(e - 1, 0)), 0)
+        return (x + half) >> e
     q = x >> e                          # floor(x / 2^e)
     r = x - (q << e)                    # remainder, in [0, 2^e)
-    half = np.where(e > 0, np.left_shift(np.int64(1), np.maximum(e - 1, 0)), 0)
-    nonzero = (r != 0) & (e > 0)
-    above = (r > half) & nonzero
-    tie = (r == half) & nonzero
-    if mode == "floor":
-        up = np.zeros_like(above)
-    elif mode == "ceil":
-        up = nonzero
-    elif mode == "truncate":
-        up = nonzero & (x < 0)
-    elif mode == "half_up":
-        up = above | tie
-    elif mode == "half_down":
-        up = above
-    elif mode == "half_away_from_zero":
-        up = above | (tie & (x >= 0))
-    elif mode == "half_to_even":
-        up = above | (tie & ((q & 1) == 1))
-    else:
-        raise ValidationError(f"unknown rounding mode {mode!r}")
-    return q + up.astype(np.int64)
+    return round_quotient(q, r, np.left_shift(np.int64(1), e), x < 0, mode)
+
+
+def rounding_divide(n: np.ndarray, d, mode: str) -> np.ndarray:
+    """``n / d`` rounded to an integer by ``mode``, computed exactly in integers.
+
+    ``n`` is an integer array with |n| < 2^62, ``d`` an integer (or integer
+    array broadcasting against ``n``) >= 1. Result: int64. Used where a
+    division is by a count (average pooling).
+    """
+    n = np.asarray(n, dtype=np.int64)
+    d = np.asarray(d, dtype=np.int64)
+    q = n // d                          # floor(n / d)
+    r = n - q * d                       # remainder, in [0, d)
+    return round_quotient(q, r, d, n < 0, mode)
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..arith import (RequantParams, apply_requant, check_accumulator,
-                     check_rounding, prepare_requant)
+                     check_rounding, prepare_requant, rounding_divide)
 from ..errors import ValidationError
 from .registry import Attr, Op, Slot, register
 from ._common import act_range, same_quant, scale, zero_point
@@ -24,36 +24,6 @@ from .max_pool2d import ACT_ATTRS, GEOMETRY_ATTRS, check_pool_geometry, window_t
 from .mean import mean_multiplier
 
 DTYPES = dtypes.QUANT_DTYPES
-
-
-def rounding_divide(n: np.ndarray, d: int, mode: str) -> np.ndarray:
-    """``n / d`` rounded to an integer by ``mode``, computed exactly in integers.
-
-    ``n`` is an integer array with |n| < 2^62, ``d`` an integer >= 1. Result: int64.
-    """
-    n = np.asarray(n, dtype=np.int64)
-    q = n // d                          # floor(n / d)
-    r = n - q * d                       # remainder, in [0, d)
-    nonzero = r != 0
-    above = 2 * r > d                   # the fraction r/d is above one half
-    tie = 2 * r == d                    # exactly one half (only for even d)
-    if mode == "floor":
-        up = np.zeros_like(nonzero)
-    elif mode == "ceil":
-        up = nonzero
-    elif mode == "truncate":
-        up = nonzero & (n < 0)
-    elif mode == "half_up":
-        up = above | tie
-    elif mode == "half_down":
-        up = above
-    elif mode == "half_away_from_zero":
-        up = above | (tie & (n >= 0))
-    elif mode == "half_to_even":
-        up = above | (tie & ((q & 1) == 1))
-    else:
-        raise ValidationError(f"unknown rounding mode {mode!r}")
-    return q + up.astype(np.int64)
 
 
 def avg_pool2d(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
