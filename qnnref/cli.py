@@ -69,16 +69,14 @@ def cmd_inspect(args) -> int:
         return 0
     md = g.metadata
     weights = sum(t.data.nbytes for t in g.tensors.values() if t.data is not None)
-    print(f"file      {args.file}  ({_fmt_bytes(os.path.getsize(args.file))})")
-    print(f"digest    sha256:{model.digest}")
-    print(f"profile   {model.profile}")
-    for key in ("producer", "created", "description"):
-        if md.get(key):
-            print(f"{key:<9} {md[key]}")
-    extra = {k: v for k, v in md.items() if k not in ("producer", "created", "description", "profile")}
-    for k, v in extra.items():
-        print(f"{k:<9} {v}" if len(k) <= 9 else f"{k}: {v}")
-    print(f"nodes     {len(g.nodes)}    constants {sum(t.is_constant for t in g.tensors.values())}"
+    rows = [("file", f"{args.file}  ({_fmt_bytes(os.path.getsize(args.file))})"),
+            ("digest", f"sha256:{model.digest}"), ("profile", model.profile)]
+    rows += [(k, md[k]) for k in ("producer", "created", "description") if md.get(k)]
+    rows += [(k, v) for k, v in md.items() if k not in ("producer", "created", "description", "profile")]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v if isinstance(v, str) else json.dumps(v)}")
+    print(f"{'nodes':<{width}}  {len(g.nodes)}; constants {sum(t.is_constant for t in g.tensors.values())}"
           f" ({_fmt_bytes(weights)})")
     print()
     io_rows = [[kind, s.name, s.dtype, "x".join(map(str, s.shape)) or "scalar", _quant_text(g.tensors[s.name])]
