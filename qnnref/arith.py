@@ -522,7 +522,8 @@ def quantize_values(x, scale, zero_point, dtype_name: str, recipe: QuantizeRecip
 
 def dequantize_values(q, scale, zero_point) -> np.ndarray:
     """``float32((q - zero_point) * scale)``: the integer difference is exact
-    (int32), converted to float32 (exact for |q - zp| < 2^24, true for every
-    dtype up to int16), times the float32 scale: one IEEE float32 rounding."""
-    d = np.asarray(q, dtype=np.int32) - np.asarray(zero_point, dtype=np.int32)
+    (int64, so no input dtype can wrap), converted to float32 (exact for
+    |q - zp| < 2^24, true for every dtype up to int16), times the float32
+    scale: one IEEE float32 rounding."""
+    d = np.asarray(q, dtype=np.int64) - np.asarray(zero_point, dtype=np.int64)
     return d.astype(np.float32) * np.asarray(scale, dtype=np.float32)

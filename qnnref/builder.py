@@ -78,10 +78,11 @@ class GraphBuilder:
         return t.name
 
     # -- tensors ------------------------------------------------------------------
-    def input(self, name: str, dtype: str, shape, scale=None, zero_point=None, axis=None) -> str:
+    def input(self, name: str, dtype: str, shape, scale=None, zero_point=None, axis=None,
+              block_size=None) -> str:
         """Declare a graph input; returns its name."""
         t = TensorInfo(name, dtype, tuple(int(d) for d in shape),
-                       make_quant(dtype, scale, zero_point, axis))
+                       make_quant(dtype, scale, zero_point, axis, block_size))
         self._add(t)
         self.inputs.append(name)
         return name
@@ -107,11 +108,11 @@ class GraphBuilder:
 
     def node(self, op: str, inputs: list[str | None], attrs: dict | None = None, *,
              name: str | None = None, output: str | None = None, scale=None, zero_point=None,
-             axis=None, outputs: list[str] | None = None) -> str | list[str]:
+             axis=None, block_size=None, outputs: list[str] | None = None) -> str | list[str]:
         """Add a node; returns its output name (or names, for multi-output ops).
 
         The output's dtype and shape are inferred; its quantization is given
-        by ``scale``/``zero_point``/``axis`` (single-output ops)."""
+        by ``scale``/``zero_point``/``axis``/``block_size`` (single-output ops)."""
         opdef = get_op(op, f"node {name or op!r}")
         node_name = name or self._fresh_node(op)
         n_out = len(opdef.outputs)
@@ -124,7 +125,7 @@ class GraphBuilder:
         ctx = make_context(node, self.tensors, self._profile, with_outputs=False)
         inferred = opdef.infer(ctx)
         for (dtype, shape), oname in zip(inferred, out_names):
-            q = make_quant(dtype, scale, zero_point, axis) if n_out == 1 else None
+            q = make_quant(dtype, scale, zero_point, axis, block_size) if n_out == 1 else None
             self._add(TensorInfo(oname, dtype, tuple(shape), q))
         ctx = make_context(node, self.tensors, self._profile)
         try:
