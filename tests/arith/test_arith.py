@@ -1,6 +1,6 @@
 """qnnref.arith, part 1: rounding, saturation, accumulators, recipe data.
 
-Every primitive is compared with an exact oracle (tests/arith/arith_oracle.py:
+Every primitive is compared with an exact oracle (tests/oracles.py:
 Python ints and Fractions) over exhaustive edge values, plus hypothesis.
 Requantization is in test_arith_requant.py, quantize/dequantize in
 test_arith_quantize.py.
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from qnnref import arith, dtypes
 from qnnref.errors import RuntimeCheckError, ValidationError
 
-from arith_oracle import (INT32_MAX, INT32_MIN, MODES, NEAREST_MODES, ROUNDING_TABLE, TABLE_INPUTS,
-                          gemmlowp_rdbpot, round_fraction, round_rational, wrap32)
+from oracles import (INT32_MAX, INT32_MIN, MODES, NEAREST_MODES, ROUNDING_TABLE, TABLE_INPUTS,
+                     gemmlowp_rdbpot, round_fraction, round_rational, wrap32)
 from conftest import edge_values_int32
 
 SETTINGS = settings(max_examples=200, derandomize=True, deadline=None)

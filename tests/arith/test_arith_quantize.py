@@ -1,8 +1,8 @@
 """qnnref.arith, part 3: quantize_values and dequantize_values.
 
-The oracle emulates IEEE arithmetic with Fractions: the exact quotient
-x / s rounded once to float32 (or float64), then the recipe's rounding of
-that float, then the zero point and saturation.
+The oracle (quantize_value, tests/oracles.py) emulates IEEE arithmetic with
+Fractions: the exact quotient x / s rounded once to float32 (or float64),
+then the recipe's rounding of that float, then the zero point and saturation.
 """
 from __future__ import annotations
 
@@ -16,38 +16,11 @@ from hypothesis import strategies as st
 from qnnref import arith, dtypes
 from qnnref.errors import RuntimeCheckError
 
-from arith_oracle import MODES, f32_div, f32_mul, f64_div, f64_mul, round_fraction, to_float32
+from oracles import MODES, dequantize_value, quantize_value, round_fraction
 from conftest import all_values, edge_values_int32
 
 SETTINGS = settings(max_examples=60, derandomize=True, deadline=None)
 QDTYPES = ("int4", "uint4", "int8", "uint8", "int16", "int32")
-
-
-def quantize_oracle(x, scale, zp: int, dtype_name: str, recipe: arith.QuantizeRecipe) -> int:
-    """One element, by the definition in spec/arithmetic.md."""
-    dt = dtypes.get(dtype_name)
-    s32 = np.float32(scale)
-    if np.isinf(x):
-        v = float(x)                 # +-inf / s and +-inf * (1 / s) keep the sign (s > 0)
-    elif recipe.float_dtype == "float32":
-        xf = to_float32(Fraction(float(x)))
-        if np.isinf(xf):             # a float64 input beyond float32's range
-            v = float(xf)
-        elif recipe.method == "divide":
-            v = float(f32_div(xf, s32))
-        else:
-            v = float(f32_mul(xf, f32_div(1.0, s32)))
-    else:
-        xf = float(x)
-        if recipe.method == "divide":
-            v = f64_div(xf, s32)
-        else:
-            v = f64_mul(xf, f64_div(1.0, s32))
-    if v == np.inf:
-        return dt.max
-    if v == -np.inf:
-        return dt.min
-    return min(max(round_fraction(Fraction(v), recipe.rounding) + zp, dt.min), dt.max)
 
 
 def _recipes():
@@ -70,7 +43,7 @@ def _check(x, scale, zp, dtype_name, recipe):
     zp = np.broadcast_to(np.asarray(zp, dtype=np.int64), x.shape)
     got = arith.quantize_values(x, scale, zp, dtype_name, recipe)
     assert got.dtype == dtypes.get(dtype_name).numpy and got.shape == x.shape
-    want = [quantize_oracle(a, s, int(z), dtype_name, recipe)
+    want = [quantize_value(a, s, int(z), dtype_name, recipe)
             for a, s, z in zip(x.ravel().tolist(), scale.ravel().tolist(), zp.ravel().tolist())]
     assert got.ravel().tolist() == want
 
@@ -184,10 +157,6 @@ def test_quantize_per_axis_broadcast():
 # dequantize_values
 # ---------------------------------------------------------------------------
 
-def _dequant_oracle(q: int, zp: int, scale) -> np.float32:
-    return to_float32(Fraction(q - zp) * Fraction(float(np.float32(scale))))
-
-
 def _bits(a):
     return np.asarray(a, dtype=np.float32).view(np.uint32)
 
@@ -204,7 +173,7 @@ def test_dequantize_every_value(name, rng):
             with np.errstate(over="ignore"):          # 3e38 * 255 is inf, as IEEE says
                 got = arith.dequantize_values(q, scale, zp)
             assert got.dtype == np.float32
-            want = [_dequant_oracle(v, zp, scale) for v in q.tolist()]
+            want = [dequantize_value(v, scale, zp) for v in q.tolist()]
             with np.errstate(over="ignore"):
                 assert np.array_equal(_bits(got), _bits(want)), (scale, zp)
 
@@ -218,7 +187,7 @@ def test_dequantize_int16():
     for scale in SCALES[:5]:
         for zp in (0, -(2**15), 2**15 - 1, 1234):
             got = arith.dequantize_values(edge, scale, zp)
-            assert np.array_equal(_bits(got), _bits([_dequant_oracle(v, zp, scale) for v in edge.tolist()]))
+            assert np.array_equal(_bits(got), _bits([dequantize_value(v, scale, zp) for v in edge.tolist()]))
             got = arith.dequantize_values(q, scale, zp)
             want = ((q.astype(np.float64) - zp) * float(np.float32(scale))).astype(np.float32)
             assert np.array_equal(_bits(got), _bits(want))

@@ -1,6 +1,6 @@
 """qnnref.arith, part 2: srdhm, quantize_multiplier, the requantization recipes.
 
-Oracles: tests/arith/arith_oracle.py (gemmlowp, TFLite and TOSA reference
+Oracles: tests/oracles.py (gemmlowp, TFLite and TOSA reference
 code transcribed into Python ints; exact rationals for the definitions).
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from qnnref import arith
 from qnnref.errors import RuntimeCheckError, ValidationError
 
-from arith_oracle import (INT32_MAX, INT32_MIN, MODES, f32_mul, fits_int32, gemmlowp_rdbpot,
-                          gemmlowp_srdhm, round_fraction, round_rational, to_float32,
-                          tflite_multiply_by_quantized_multiplier_double,
-                          tflite_multiply_by_quantized_multiplier_single, tflite_quantize_multiplier,
-                          tosa_apply_scale_32, vqrdmulh)
+from oracles import (INT32_MAX, INT32_MIN, MODES, f32_mul, fits_int32, gemmlowp_rdbpot,
+                     gemmlowp_srdhm, round_fraction, round_rational, to_float32,
+                     tflite_multiply_by_quantized_multiplier_double,
+                     tflite_multiply_by_quantized_multiplier_single, tflite_quantize_multiplier,
+                     tosa_apply_scale_32, vqrdmulh)
 from conftest import edge_values_int32
 
 SETTINGS = settings(max_examples=150, derandomize=True, deadline=None)

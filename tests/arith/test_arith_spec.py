@@ -10,7 +10,7 @@ import pytest
 from qnnref import arith
 from qnnref.profiles import PROFILES
 
-from arith_oracle import ROUNDING_TABLE, TABLE_INPUTS
+from oracles import ROUNDING_TABLE, TABLE_INPUTS
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "spec" / "arithmetic.md"

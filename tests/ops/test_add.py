@@ -5,75 +5,26 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 import pytest
-from conftest import all_values
+from conftest import BROADCAST_SHAPES, RECIPES, all_values, binary_model, float32_scales
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import clamp_to, encode_multiplier, round_float_result, scale_by_encoded
 
 import qnnref
 from qnnref import GraphBuilder, Recipe
-from qnnref.profiles import PROFILES
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-(2**15), 2**15 - 1)}
 NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16}
+build = partial(binary_model, "add", name="add1")
 
 
 # ---------------------------------------------------------------------------
-# Oracle: Python integers (numpy float scalars only for IEEE float steps)
+# Oracle: the scheme of spec/ops/add.md on the recipes of tests/oracles.py
 # ---------------------------------------------------------------------------
-
-def round_div(n: int, d: int, mode: str) -> int:
-    """n / d (d > 0) rounded to an integer by ``mode``."""
-    f, r = divmod(n, d)
-    if r == 0 or mode == "floor":
-        return f
-    if mode == "ceil":
-        return f + 1
-    if mode == "truncate":
-        return f + (n < 0)
-    if 2 * r != d:
-        return f + (2 * r > d)
-    return {"half_up": f + 1, "half_down": f, "half_away_from_zero": f + (n > 0),
-            "half_to_even": f + (f % 2)}[mode]
-
-
-def round_frac(v: Fraction, mode: str) -> int:
-    return round_div(v.numerator, v.denominator, mode)
-
-
-def encode(real: float, mode: str) -> tuple[int, int]:
-    q, e = math.frexp(real)
-    m = round_frac(Fraction(q) * 2**31, mode)
-    if m == 2**31:
-        m, e = m // 2, e + 1
-    return m, e
-
-
-def py_srdhm(a: int, b: int) -> int:
-    if a == b == INT32_MIN:
-        return INT32_MAX
-    n = a * b + (2**30 if a * b >= 0 else 1 - 2**30)
-    q = abs(n) // 2**31
-    return q if n >= 0 else -q
-
-
-def py_apply(acc: int, m: int, sh: int, recipe: Recipe) -> int:
-    """acc times the encoded multiplier m * 2^(sh - 31), as the recipe says."""
-    assert INT32_MIN <= acc <= INT32_MAX
-    if recipe.double_round == "gemmlowp":
-        x = acc * 2**max(sh, 0)
-        if not INT32_MIN <= x <= INT32_MAX:
-            raise OverflowError
-        return round_div(py_srdhm(x, m), 2**max(-sh, 0), recipe.rounding)
-    total = 31 - sh
-    if recipe.double_round == "tosa":
-        bias = (2**30 if acc >= 0 else -(2**30)) if total > 31 else 0
-        return (acc * m + bias + 2**(total - 1)) >> total
-    return round_div(acc * m, 2**total, recipe.rounding)
-
 
 def ft_of(name):
     return np.float32 if name == "float32" else np.float64
@@ -83,11 +34,8 @@ class AddOracle:
     """The add of spec/ops/add.md for one set of parameters, one element at a time."""
 
     def __init__(self, dtype, qa, qb, qy, recipe: Recipe, act=(None, None), left_shift=None):
-        self.dtype, self.recipe = dtype, recipe
+        self.dtype, self.recipe, self.act = dtype, recipe, act
         (self.sa, self.za), (self.sb, self.zb), (self.sy, self.zy) = qa, qb, qy
-        lo, hi = RANGES[dtype]
-        self.lo = lo if act[0] is None else max(lo, act[0])
-        self.hi = hi if act[1] is None else min(hi, act[1])
         if recipe.kind == "fixed_point":
             self.ls = (15 if dtype == "int16" else 20) if left_shift is None else left_shift
             f32 = np.float32
@@ -96,7 +44,7 @@ class AddOracle:
             self.ra = fs(fs(f32(self.sa)) / fs(twice_max))
             self.rb = fs(fs(f32(self.sb)) / fs(twice_max))
             self.ro = fs(fs(twice_max) / fs(f32(2.0**self.ls) * f32(self.sy)))
-            self.enc = [encode(float(v), recipe.multiplier_rounding) for v in (self.ra, self.rb, self.ro)]
+            self.enc = [encode_multiplier(v, recipe.multiplier_rounding) for v in (self.ra, self.rb, self.ro)]
             self.cache = {}
 
     def scaled(self, which: int, x: int) -> int:
@@ -104,51 +52,24 @@ class AddOracle:
         key = (which, x)
         if key not in self.cache:
             zp = (self.za, self.zb)[which]
-            self.cache[key] = py_apply((x - zp) * 2**self.ls, *self.enc[which], self.recipe)
+            self.cache[key] = scale_by_encoded((x - zp) * 2**self.ls, *self.enc[which], self.recipe)
         return self.cache[key]
 
     def __call__(self, a: int, b: int) -> int:
         r = self.recipe
         if r.kind == "fixed_point":
-            v = py_apply(self.scaled(0, a) + self.scaled(1, b), *self.enc[2], r)
+            v = scale_by_encoded(self.scaled(0, a) + self.scaled(1, b), *self.enc[2], r)
         else:
             ft = ft_of(r.float_dtype)
             a_real = ft(ft(a - self.za) * ft(np.float32(self.sa)))
             b_real = ft(ft(b - self.zb) * ft(np.float32(self.sb)))
-            q = float(ft(ft(a_real + b_real) / ft(np.float32(self.sy))))
-            v = (2**40 if q > 0 else -(2**40)) if math.isinf(q) else \
-                max(-(2**40), min(2**40, round_frac(Fraction(q), r.rounding)))
-        return max(self.lo, min(self.hi, v + self.zy))
+            v = round_float_result(float(ft(ft(a_real + b_real) / ft(np.float32(self.sy)))), r.rounding)
+        return clamp_to(v + self.zy, self.dtype, *self.act)
 
     def exact(self, a: int, b: int) -> Fraction:
         """The real result in output steps, before rounding and zp_y."""
         s = lambda v: Fraction(float(np.float32(v)))
         return (s(self.sa) * (a - self.za) + s(self.sb) * (b - self.zb)) / s(self.sy)
-
-
-RECIPES = {name: p.requant for name, p in PROFILES.items()}
-RECIPES.update({
-    "tosa-double-round": Recipe(kind="fixed_point", rounding="half_up", double_round="tosa"),
-    "fixed-half-to-even-f32": Recipe(kind="fixed_point", rounding="half_to_even", scale_dtype="float32"),
-    "float64-half-away": Recipe(kind="float", rounding="half_away_from_zero", float_dtype="float64",
-                                scale_dtype="float64"),
-})
-
-
-def build(dtype, a_shape, b_shape, qa, qb, qy, recipe=None, profile="qnnref", act=(None, None), name="add1"):
-    b = GraphBuilder(profile=profile)
-    x1 = b.input("a", dtype, a_shape, scale=qa[0], zero_point=qa[1])
-    x2 = b.input("b", dtype, b_shape, scale=qb[0], zero_point=qb[1])
-    attrs = {}
-    if recipe is not None:
-        attrs["recipe"] = recipe.to_dict()
-    if act[0] is not None:
-        attrs["act_min"] = act[0]
-    if act[1] is not None:
-        attrs["act_max"] = act[1]
-    y = b.node("add", [x1, x2], attrs, scale=qy[0], zero_point=qy[1], name=name)
-    b.output(y)
-    return b.build(), y
 
 
 # ---------------------------------------------------------------------------
@@ -200,14 +121,6 @@ def test_every_int8_pair(recipe_name):
     assert np.array_equal(got, want)
 
 
-SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 4)), ((1,), (2, 2)), ((2, 3, 1), (3, 2)), ((), (4,))]
-
-
-def scales():
-    return st.builds(lambda e, f: float(np.float32(2.0**e * (1 + f))), st.integers(-12, 2),
-                     st.floats(0, 1, exclude_max=True))
-
-
 @pytest.mark.parametrize("recipe_name", sorted(RECIPES))
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
@@ -215,9 +128,9 @@ def test_matches_python_int_oracle(recipe_name, data):
     recipe = RECIPES[recipe_name]
     dtype = data.draw(st.sampled_from(sorted(RANGES)))
     lo, hi = RANGES[dtype]
-    a_shape, b_shape = data.draw(st.sampled_from(SHAPES))
+    a_shape, b_shape = data.draw(st.sampled_from(BROADCAST_SHAPES))
     za, zb, zy = (data.draw(st.integers(lo, hi)) for _ in range(3))
-    sa, sb = data.draw(scales()), data.draw(scales())
+    sa, sb = data.draw(float32_scales()), data.draw(float32_scales())
     # s_y within a factor 2^12 of the inputs' scales, as in real models
     sy = float(np.float32(max(sa, sb) * 2.0 ** data.draw(st.floats(-6, 6))))
     act_min = data.draw(st.one_of(st.none(), st.integers(lo, hi)))

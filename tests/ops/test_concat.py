@@ -1,50 +1,18 @@
 """concat: worked example, multiplier 1.0 is the identity under every recipe, oracles."""
 from __future__ import annotations
 
-import inspect
-import re
-from fractions import Fraction
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import assert_spec_shows_the_source, run1
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import real_multiplier, requantize_value
 
 import qnnref
 from qnnref import dtypes
-from qnnref.arith import (ROUNDING_MODES, Recipe, apply_requant, combine_scales, prepare_requant, quantize_multiplier,
-                          requantize_output)
-from qnnref.ops import concat as mod
+from qnnref.arith import ROUNDING_MODES, Recipe, apply_requant, combine_scales, prepare_requant, requantize_output
 from qnnref.ops.concat import concat
 from qnnref.profiles import PROFILES
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def round_fraction(v: Fraction, mode: str) -> int:
-    fl = v.numerator // v.denominator
-    frac = v - fl
-    if frac == 0 or mode == "floor":
-        return fl
-    if mode == "ceil":
-        return fl + 1
-    if mode == "truncate":
-        return fl + 1 if v < 0 else fl
-    if frac != Fraction(1, 2):
-        return fl + 1 if frac > Fraction(1, 2) else fl
-    return {"half_up": fl + 1, "half_down": fl, "half_away_from_zero": fl + 1 if v > 0 else fl,
-            "half_to_even": fl + (fl % 2)}[mode]
-
-
-def requant_oracle(acc: int, real, recipe) -> int:
-    if recipe.kind == "fixed_point":
-        assert recipe.double_round == "none"
-        m, s = quantize_multiplier(np.array(real), recipe.multiplier_rounding)
-        return round_fraction(Fraction(acc * int(m), 2 ** (31 - int(s))), recipe.rounding)
-    ft = np.float32 if recipe.float_dtype == "float32" else np.float64
-    return round_fraction(Fraction(float(ft(acc) * ft(real))), recipe.rounding)
-
 
 #: every profile's recipe, plus recipes no profile uses, for the identity proof
 ALL_RECIPES = [p.requant for p in PROFILES.values()] + [
@@ -67,15 +35,8 @@ def build(specs, out, axis=0, profile="qnnref", name="cat", attrs=None):
     return b.build()
 
 
-def run1(model, xs):
-    return next(iter(model.run({f"x{i}": x for i, x in enumerate(xs)}).values()))
-
-
 def test_spec_pseudocode_is_the_source():
-    text = (ROOT / "spec/ops/concat.md").read_text()
-    blocks = re.findall(r"<!-- source: qnnref/ops/concat\.py (\w+) -->\n```python\n(.*?)```", text, re.S)
-    assert [name for name, _ in blocks] == ["concat"]
-    assert blocks[0][1] == inspect.getsource(mod.concat)
+    assert_spec_shows_the_source("concat", ["concat"])
 
 
 @pytest.mark.parametrize("profile, want", [
@@ -84,7 +45,7 @@ def test_spec_pseudocode_is_the_source():
 ])
 def test_worked_example(profile, want):
     m = build([("int8", (2,), 0.5, 0), ("int8", (3,), 0.25, 4)], (0.5, 0), profile=profile)
-    y = run1(m, [np.array([1, -2], np.int8), np.array([8, 5, 1], np.int8)])
+    y = run1(m, np.array([1, -2], np.int8), np.array([8, 5, 1], np.int8))
     assert y.tolist() == want and y.dtype == np.int8
     ctx = m._contexts[0]
     assert ctx.prepared["params"][0] is None and ctx.prepared["params"][1] is not None
@@ -138,7 +99,7 @@ def test_fast_path_equals_recipe_path(profile):
 def test_equal_scale_other_zero_point_is_a_shift(profile):
     x = np.arange(-128, 128).astype(np.int8)
     m = build([("int8", (256,), 0.2, -10), ("int8", (256,), 0.2, 20)], (0.2, 20), profile=profile)
-    y = run1(m, [x, x])
+    y = run1(m, x, x)
     assert np.array_equal(y[:256], np.clip(x.astype(int) + 30, -128, 127))
     assert np.array_equal(y[256:], x)
 
@@ -171,12 +132,12 @@ def test_matches_oracle(n, rank, data, dtype, profile, seed):
         specs.append((dtype, tuple(shape), s, z))
         xs.append(rng.integers(dt.min, dt.max, shape, endpoint=True).astype(dt.numpy))
     m = build(specs, (sy, zy), axis=axis, profile=profile)
-    y = run1(m, xs)
+    y = run1(m, *xs)
     recipe = PROFILES[profile].requant
     parts = []
     for (_, _, s, z), x in zip(specs, xs):
-        real = combine_scales([np.float32(s)], np.float32(sy), recipe.scale_dtype)
-        mapped = [max(dt.min, min(dt.max, requant_oracle(int(v) - z, real, recipe) + zy)) for v in x.ravel()]
+        real = real_multiplier([s], sy, recipe.scale_dtype)
+        mapped = [requantize_value(int(v) - z, real, recipe, zy, dtype) for v in x.ravel()]
         parts.append(np.array(mapped, dtype=np.int64).reshape(x.shape))
     want = np.concatenate(parts, axis=ax).astype(dt.numpy)
     assert y.dtype == dt.numpy and np.array_equal(y, want)
@@ -193,20 +154,20 @@ def test_unquantized_matches_numpy(n, dtype, seed):
     names = [b.input(f"x{i}", dtype, x.shape) for i, x in enumerate(xs)]
     y = b.node("concat", names, {"axis": -2})
     b.output(y)
-    assert np.array_equal(run1(b.build(), xs), np.concatenate(xs, axis=1))
+    assert np.array_equal(run1(b.build(), *xs), np.concatenate(xs, axis=1))
 
 
 def test_single_input():
     m = build([("int8", (2, 2), 0.1, 0)], (0.1, 0), axis=1)
     x = np.array([[1, 2], [3, 4]], np.int8)
-    assert np.array_equal(run1(m, [x]), x)
+    assert np.array_equal(run1(m, x), x)
 
 
 def test_saturation_extremes():
     # int8 input at scale 1 into an output at scale 0.25: everything saturates
     x = np.array([-128, -1, 0, 1, 127], np.int8)
     m = build([("int8", (5,), 1.0, 0)], (0.25, 0))
-    assert run1(m, [x]).tolist() == [-128, -4, 0, 4, 127]
+    assert run1(m, x).tolist() == [-128, -4, 0, 4, 127]
 
 
 # ---------------------------------------------------------------------------

@@ -8,11 +8,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import node_attrs, random_values, random_zero_point, weights_node
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import requantize_channels
 
 from qnnref import GraphBuilder, RuntimeCheckError, ValidationError, dtypes
-from qnnref.arith import INT32_MAX, INT32_MIN, Recipe, prepare_requant, quantize_multiplier
+from qnnref.arith import INT32_MAX, INT32_MIN, Recipe, prepare_requant
 from qnnref.ops.conv2d import conv2d
 from qnnref.profiles import PROFILES
 
@@ -21,6 +23,7 @@ PROFILE_NAMES = sorted(PROFILES)
 
 # ---------------------------------------------------------------------------
 # Independent oracle: Python integers, nested loops in the spec's index order
+# (the output stage: requantize_channels of tests/oracles.py)
 # ---------------------------------------------------------------------------
 
 def oracle_acc(x, zx, w, zw, bias, strides, dilations, pads, groups):
@@ -53,52 +56,10 @@ def oracle_acc(x, zx, w, zw, bias, strides, dilations, pads, groups):
     return out
 
 
-def oracle_real(s_x, s_w, s_y, recipe):
-    """The real multiplier(s) s_x * s_w / s_y, left to right in the recipe's scale width."""
-    s_w = np.atleast_1d(np.asarray(s_w, np.float32))
-    if recipe.scale_dtype == "float32":
-        return [np.float32(np.float32(s_x) * sw) / np.float32(s_y) for sw in s_w]
-    return [float(np.float32(s_x)) * float(sw) / float(np.float32(s_y)) for sw in s_w]
-
-
-def oracle_scale_one(acc: int, real, recipe: Recipe) -> int:
-    if recipe.kind == "float":
-        return int(np.rint(np.float32(acc) * np.float32(real)))
-    mult, shift = quantize_multiplier(np.float64(real), recipe.multiplier_rounding)
-    mult, shift = int(mult), int(shift)
-    if recipe.double_round == "none":
-        assert recipe.rounding == "half_up"
-        t = 31 - shift
-        return (acc * mult + 2 ** (t - 1)) >> t
-    assert recipe.double_round == "gemmlowp" and recipe.rounding == "half_away_from_zero"
-    x = acc * 2 ** max(shift, 0)
-    assert INT32_MIN <= x <= INT32_MAX
-    if x == mult == INT32_MIN:
-        high = INT32_MAX
-    else:   # SaturatingRoundingDoublingHighMul; C division truncates
-        nudged = x * mult + (2**30 if x * mult >= 0 else 1 - 2**30)
-        high = abs(nudged) // 2**31 * (1 if nudged >= 0 else -1)
-    e = max(-shift, 0)                  # RoundingDivideByPOT, ties away from zero
-    mask = (1 << e) - 1
-    return (high >> e) + (1 if (high & mask) > (mask >> 1) + (1 if high < 0 else 0) else 0)
-
-
-def oracle_requant(acc, reals, recipe, zp_y, y_dtype, act_min=None, act_max=None):
-    dt = dtypes.get(y_dtype)
-    lo = dt.min if act_min is None else max(dt.min, act_min)
-    hi = dt.max if act_max is None else min(dt.max, act_max)
-    out = np.empty(acc.shape, np.int64)
-    for idx in np.ndindex(*acc.shape):
-        r = reals[idx[-1]] if len(reals) > 1 else reals[0]
-        out[idx] = min(max(oracle_scale_one(int(acc[idx]), r, recipe) + int(zp_y), lo), hi)
-    return out.astype(dt.numpy)
-
-
 def oracle(x, x_dtype, s_x, zx, w, s_w, zw, bias, s_y, zy, y_dtype, profile="qnnref",
            strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0), groups=1, act=(None, None)):
-    recipe = PROFILES[profile].requant
     acc = oracle_acc(x, zx, w, 0 if zw is None else zw, bias, strides, dilations, pads, groups)
-    return oracle_requant(acc, oracle_real(s_x, s_w, s_y, recipe), recipe, zy, y_dtype or x_dtype, *act)
+    return requantize_channels(acc, s_x, s_w, s_y, PROFILES[profile].requant, zy, y_dtype or x_dtype, *act)
 
 
 # ---------------------------------------------------------------------------
@@ -117,10 +78,7 @@ def one_node(x, x_dtype, s_x, zx, w, w_dtype, s_w, zw, bias=None, s_y=1.0, zy=0,
     else:
         wi = g.input("w", w_dtype, w.shape, scale=s_w, zero_point=zw, axis=axis)
     ins = [xi, wi] + ([g.constant("bias", bias)] if bias is not None else [])
-    attrs = {k: v for k, v in dict(strides=strides, dilations=dilations, pads=pads, groups=groups,
-                                   dtype=y_dtype, act_min=act[0], act_max=act[1]).items()
-             if v is not None}
-    attrs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()}
+    attrs = node_attrs(act=act, strides=strides, dilations=dilations, pads=pads, groups=groups, dtype=y_dtype)
     y = g.node("conv2d", ins, attrs, scale=s_y, zero_point=zy, name="conv")
     g.output(y)
     feeds = {"x": x} if w_constant else {"x": x, "w": w}
@@ -264,23 +222,6 @@ def test_each_profile_matches_the_oracle_under_its_recipe(profile, rng):
 # Property test against the oracle
 # ---------------------------------------------------------------------------
 
-def _values(rng, dtype_name, shape, kind):
-    dt = dtypes.get(dtype_name)
-    if kind == "extremes":
-        return rng.choice([dt.min, dt.max], size=shape).astype(dt.numpy)
-    return rng.integers(dt.min, dt.max, size=shape, endpoint=True).astype(dt.numpy)
-
-
-def _zero_point(rng, dtype_name, kind, n=None):
-    dt = dtypes.get(dtype_name)
-    pick = {"min": dt.min, "max": dt.max, "zero": 0 if dt.min <= 0 else dt.min}
-    if kind in pick:
-        z = pick[kind]
-        return z if n is None else np.full(n, z)
-    return int(rng.integers(dt.min, dt.max, endpoint=True)) if n is None else \
-        rng.integers(dt.min, dt.max, size=n, endpoint=True)
-
-
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1),
        profile=st.sampled_from(PROFILE_NAMES),
@@ -304,15 +245,15 @@ def test_matches_oracle(seed, profile, x_dtype, w_dtype, y_dtype, n, h, wd, grou
     wd = max(wd, dilations[1] * (kw - 1) + 1 - pads[1] - pads[3])
     rng = np.random.default_rng(seed)
     c_in, c_out = groups * cg, groups * og
-    x = _values(rng, x_dtype, (n, h, wd, c_in), values)
-    w = _values(rng, w_dtype, (c_out, kh, kw, cg), values)
-    zx = _zero_point(rng, x_dtype, zp_kind)
-    zw = _zero_point(rng, w_dtype, zp_kind, c_out if per_channel else None)
+    x = random_values(rng, x_dtype, (n, h, wd, c_in), values)
+    w = random_values(rng, w_dtype, (c_out, kh, kw, cg), values)
+    zx = random_zero_point(rng, x_dtype, zp_kind)
+    zw = random_zero_point(rng, w_dtype, zp_kind, c_out if per_channel else None)
     s_x = np.float32(rng.uniform(0.001, 0.1))
     s_w = rng.uniform(0.001, 0.1, c_out).astype(np.float32) if per_channel else np.float32(rng.uniform(0.001, 0.1))
     k = kh * kw * cg
     s_y = np.float32(float(s_x) * float(np.max(s_w)) * math.sqrt(k) * 100.0 * rng.uniform(0.2, 5.0))
-    zy = _zero_point(rng, y_dtype, "random")
+    zy = random_zero_point(rng, y_dtype, "random")
     bias = rng.integers(-(2**20), 2**20, c_out).astype(np.int32) if with_bias else None
     dt_y = dtypes.get(y_dtype)
     act_range = (None, None)
@@ -358,18 +299,8 @@ def test_padding_cannot_overflow_what_the_window_would_not():
 # Invalid models (ERROR_IF) through GraphBuilder
 # ---------------------------------------------------------------------------
 
-def _node(x_shape=(1, 4, 4, 4), w_shape=(2, 3, 3, 4), x_dtype="int8", w_dtype="int8", w_q=None,
-          x_q=None, bias=None, bias_q=None, attrs=None, out_q=None):
-    g = GraphBuilder()
-    x_q = {"scale": 0.1, "zero_point": 0} if x_q is None else x_q
-    w_q = {"scale": 0.1} if w_q is None else w_q
-    xi = g.input("x", x_dtype, x_shape, **x_q)
-    wi = g.constant("w", np.zeros(w_shape, dtypes.get(w_dtype).numpy), dtype=w_dtype, **w_q)
-    ins = [xi, wi]
-    if bias is not None:
-        ins.append(g.constant("bias", bias, **(bias_q or {})))
-    out_q = {"scale": 0.5, "zero_point": 0} if out_q is None else out_q
-    return g.node("conv2d", ins, attrs or {}, name="conv", **out_q)
+def _node(x_shape=(1, 4, 4, 4), w_shape=(2, 3, 3, 4), x_dtype="int8", w_dtype="int8", x_q=None, w_q=None, **kw):
+    return weights_node("conv2d", ("x", x_dtype, x_shape, x_q), ("w", w_dtype, w_shape, w_q), name="conv", **kw)
 
 
 @pytest.mark.parametrize("kwargs,match", [

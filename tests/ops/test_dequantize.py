@@ -3,7 +3,6 @@ correctly rounded float32 of the exact real, int32's two roundings,
 per-axis and blocked parameters, ERROR_IF."""
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from conftest import all_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import dequantize_value, to_float32
 
 import qnnref
 from qnnref import GraphBuilder, Quant
@@ -22,31 +22,8 @@ NP = {"int4": np.int8, "uint4": np.uint8, "int8": np.int8, "uint8": np.uint8, "i
       "int32": np.int32}
 
 
-def to_f32(v: Fraction) -> float:
-    """v rounded to the nearest float32, ties to even (subnormals kept, +-inf on overflow)."""
-    if v == 0:
-        return 0.0
-    a = abs(v)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if Fraction(2) ** e > a:
-        e -= 1
-    quantum = Fraction(2) ** (max(e, -126) - 23)
-    n = a / quantum
-    f = math.floor(n)
-    m = f + (1 if n - f > Fraction(1, 2) or (n - f == Fraction(1, 2) and f % 2) else 0)
-    r = m * quantum
-    if r >= Fraction(2) ** 128:
-        return math.copysign(math.inf, v)
-    return math.copysign(float(r), v)
-
-
-def exact_dequantize(q: int, s: float, zp: int) -> float:
-    """The real (q - zp) * s, rounded once to float32."""
-    return to_f32(Fraction(q - zp) * Fraction(float(np.float32(s))))
-
-
 def exact_dequantize_vec(q: np.ndarray, s: float, zp: int) -> np.ndarray:
-    """The same, vectorized: (q - zp) has at most 17 bits and s 24, so their
+    """dequantize_value (tests/oracles.py), vectorized: (q - zp) has at most 17 bits and s 24, so their
     product is exact in float64 (41 bits); casting it to float32 is then the
     one IEEE rounding (nearest even; subnormals and overflow included)."""
     exact = (q.astype(np.int64) - zp).astype(np.float64) * np.float64(np.float32(s))
@@ -70,7 +47,7 @@ def test_worked_example():
     # the exact reals are 0, 0.3000000044703484, 1.0000000149011612, 13.000000193715096,
     # -12.500000186264515; each output is their nearest float32
     for q, got in zip([-3, 0, 7, 127, -128], out.tolist()):
-        assert got == exact_dequantize(q, 0.1, -3)
+        assert got == dequantize_value(q, 0.1, -3)
 
 
 @pytest.mark.parametrize("dtype", sorted(RANGES))
@@ -84,7 +61,7 @@ def test_every_value_is_the_correctly_rounded_real(dtype, scale):
         assert np.array_equal(got, exact_dequantize_vec(q, scale, zp)), zp
     # the vectorized oracle is the Fraction oracle
     if dtype in ("int4", "int8"):
-        assert exact_dequantize_vec(q, scale, lo).tolist() == [exact_dequantize(int(v), scale, lo) for v in q]
+        assert exact_dequantize_vec(q, scale, lo).tolist() == [dequantize_value(int(v), scale, lo) for v in q]
 
 
 @settings(max_examples=150, deadline=None)
@@ -98,7 +75,7 @@ def test_matches_exact_oracle(dtype, s, data):
     with np.errstate(over="ignore"):
         got = dequantize(np.array(qs, NP[dtype]), np.float32(s), np.int32(zp))
     assert got.dtype == np.float32
-    assert got.tolist() == [exact_dequantize(q, s, zp) for q in qs]
+    assert got.tolist() == [dequantize_value(q, s, zp) for q in qs]
 
 
 def test_int32_rounds_twice_beyond_2_to_24():
@@ -106,10 +83,10 @@ def test_int32_rounds_twice_beyond_2_to_24():
     q = np.array([2**24 + 3, -(2**24) - 3, 2**24, 12345, INT32_MAX := 2**31 - 1, -(2**31)], np.int32)
     model, y = build("int32", q.shape, 1.5, None)
     got = model.run(q)[y].tolist()
-    assert got == [to_f32(Fraction(to_f32(Fraction(int(v)))) * Fraction(1.5)) for v in q]
+    assert got == [to_float32(Fraction(float(to_float32(Fraction(int(v))))) * Fraction(1.5)) for v in q]
     # 2^24 + 3 -> 16777220 (tie to even) -> 25165830, not 25165828 (nearest to the exact 25165828.5)
     assert got[0] == 25165830.0
-    assert exact_dequantize(2**24 + 3, 1.5, 0) == 25165828.0
+    assert dequantize_value(2**24 + 3, 1.5, 0) == 25165828.0
     assert INT32_MAX == 2**31 - 1
 
 
@@ -121,7 +98,7 @@ def test_per_axis(rng):
     got = model.run(x)[y]
     for i in range(4):
         for j in range(3):
-            assert got[i, j] == exact_dequantize(int(x[i, j]), s[j], int(zp[j]))
+            assert got[i, j] == dequantize_value(int(x[i, j]), s[j], int(zp[j]))
 
 
 @pytest.mark.parametrize("scale_dtype", [np.float32, np.float16])
@@ -136,7 +113,7 @@ def test_blocked(rng, scale_dtype):
     got = model.run(x)[y]
     for i in range(7):
         for j in range(2):
-            assert got[i, j] == exact_dequantize(int(x[i, j]), float(s[i // 3, j]), int(zp[i // 3, j]))
+            assert got[i, j] == dequantize_value(int(x[i, j]), float(s[i // 3, j]), int(zp[i // 3, j]))
 
 
 # ---------------------------------------------------------------------------

@@ -1,21 +1,18 @@
 """gather: worked example, numpy oracle, negative indices, out-of-range errors, per-axis shift."""
 from __future__ import annotations
 
-import inspect
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_spec_shows_the_source, run1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qnnref
 from qnnref import dtypes
-from qnnref.ops import gather as mod
 from qnnref.ops.gather import gather
 
-ROOT = Path(__file__).resolve().parents[2]
 SAME = object()
 
 TABLE = np.array([[10, 11], [20, 21], [30, 31], [40, 41]], np.int8)
@@ -36,16 +33,13 @@ def build(data_shape, idx, attrs=None, dtype="int8", scale=0.05, zp=0, axis=None
 
 
 def test_spec_pseudocode_is_the_source():
-    text = (ROOT / "spec/ops/gather.md").read_text()
-    blocks = re.findall(r"<!-- source: qnnref/ops/gather\.py (\w+) -->\n```python\n(.*?)```", text, re.S)
-    assert [name for name, _ in blocks] == ["gather"]
-    assert blocks[0][1] == inspect.getsource(mod.gather)
+    assert_spec_shows_the_source("gather", ["gather"])
 
 
 def test_worked_example():
     m = build((4, 2), (2, 2))
     idx = np.array([[0, -1], [2, 2]], np.int32)
-    y = m.run({"data": TABLE, "indices": idx})[m.outputs[0].name]
+    y = run1(m, TABLE, idx)
     assert y.shape == (2, 2, 2) and y.dtype == np.int8
     assert y.tolist() == [[[10, 11], [40, 41]], [[30, 31], [30, 31]]]
     q = m.outputs[0].quant
@@ -69,7 +63,7 @@ def test_int64_indices_beyond_int32():
     m = build((4, 2), (1,), idx_dtype="int64")
     with pytest.raises(qnnref.RuntimeCheckError, match=f"index {2**40}"):
         m.run({"data": TABLE, "indices": np.array([2**40], np.int64)})
-    y = m.run({"data": TABLE, "indices": np.array([-4], np.int64)})[m.outputs[0].name]
+    y = run1(m, TABLE, np.array([-4], np.int64))
     assert y.tolist() == [[10, 11]]
 
 
@@ -77,12 +71,12 @@ def test_constant_indices_checked_at_load():
     with pytest.raises(qnnref.ValidationError, match=r"node 'gc'.*index -5 at position \[1\]"):
         build((4, 2), [0, -5, 7], idx_const=True, name="gc")
     m = build((4, 2), [3, -4], idx_const=True)
-    assert m.run({"data": TABLE})[m.outputs[0].name].tolist() == [[40, 41], [10, 11]]
+    assert run1(m, TABLE).tolist() == [[40, 41], [10, 11]]
 
 
 def test_scalar_index_removes_the_axis():
     m = build((4, 2), (), attrs={"axis": 0})
-    y = m.run({"data": TABLE, "indices": np.array(-2, np.int32)})[m.outputs[0].name]
+    y = run1(m, TABLE, np.array(-2, np.int32))
     assert y.shape == (2,) and y.tolist() == [30, 31]
     with pytest.raises(qnnref.RuntimeCheckError, match=r"index 4 at position \[\]"):
         m.run({"data": TABLE, "indices": np.array(4, np.int32)})
@@ -90,7 +84,7 @@ def test_scalar_index_removes_the_axis():
 
 def test_empty_indices():
     m = build((4, 2), (0, 3))
-    y = m.run({"data": TABLE, "indices": np.zeros((0, 3), np.int32)})[m.outputs[0].name]
+    y = run1(m, TABLE, np.zeros((0, 3), np.int32))
     assert y.shape == (0, 3, 2)
 
 
@@ -113,7 +107,7 @@ def test_matches_numpy_take(data_shape, idx_shape, data, dtype, idx_dtype, seed)
     quantized = dtype in dtypes.QUANT_DTYPES
     m = build(tuple(data_shape), tuple(idx_shape), {"axis": axis}, dtype=dtype,
               scale=0.1 if quantized else None, zp=None, idx_dtype=idx_dtype)
-    y = m.run({"data": x, "indices": idx})[m.outputs[0].name]
+    y = run1(m, x, idx)
     want = np.take(x, np.where(idx < 0, idx + D, idx), axis=axis)
     assert y.dtype == dt.numpy and np.array_equal(y, want)
     assert np.array_equal(gather(x, idx, axis % rank), want)
@@ -135,7 +129,7 @@ def test_per_axis_quantization_shifts_with_the_indices_rank():
     m = build((5, 3, 2), (2, 4), dtype="int8", scale=s, zp=z, axis=1, out_axis=2)
     x = np.random.default_rng(0).integers(-128, 128, (5, 3, 2)).astype(np.int8)
     idx = np.array([[0, 1, 2, 3], [4, -1, -2, 0]], np.int32)
-    y = m.run({"data": x, "indices": idx})[m.outputs[0].name]
+    y = run1(m, x, idx)
     assert y.shape == (2, 4, 3, 2) and np.array_equal(y, np.take(x, idx % 5, axis=0))
     # quant axis before the gathered one stays
     m = build((3, 5), (2,), {"axis": 1}, scale=s, zp=z, axis=0, out_axis=0)

@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import all_values, node_attrs, random_values, random_zero_point, weights_node
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import requantize_channels
 
 from qnnref import GraphBuilder, RuntimeCheckError, ValidationError, dtypes
-from qnnref.arith import INT32_MAX, INT32_MIN, Recipe, prepare_requant, quantize_multiplier
+from qnnref.arith import INT32_MAX, INT32_MIN, Recipe, prepare_requant
 from qnnref.ops.matmul import exact_matmul, matmul
 from qnnref.profiles import PROFILES
 
@@ -19,7 +21,8 @@ PROFILE_NAMES = sorted(PROFILES)
 
 
 # ---------------------------------------------------------------------------
-# Independent oracle: Python integers, nested loops
+# Independent oracle: Python integers, nested loops (the output stage:
+# requantize_channels of tests/oracles.py)
 # ---------------------------------------------------------------------------
 
 def oracle_acc(a, za, b, zb, bias):
@@ -44,47 +47,6 @@ def oracle_acc(a, za, b, zb, bias):
     return out
 
 
-def oracle_real(s_a, s_b, s_y, recipe):
-    """The real multiplier(s) s_a * s_b / s_y, left to right in the recipe's scale width."""
-    s_b = np.atleast_1d(np.asarray(s_b, np.float32))
-    if recipe.scale_dtype == "float32":
-        return [np.float32(np.float32(s_a) * sb) / np.float32(s_y) for sb in s_b]
-    return [float(np.float32(s_a)) * float(sb) / float(np.float32(s_y)) for sb in s_b]
-
-
-def oracle_scale_one(acc: int, real, recipe: Recipe) -> int:
-    if recipe.kind == "float":
-        return int(np.rint(np.float32(acc) * np.float32(real)))
-    mult, shift = quantize_multiplier(np.float64(real), recipe.multiplier_rounding)
-    mult, shift = int(mult), int(shift)
-    if recipe.double_round == "none":
-        assert recipe.rounding == "half_up"
-        t = 31 - shift
-        return (acc * mult + 2 ** (t - 1)) >> t
-    assert recipe.double_round == "gemmlowp" and recipe.rounding == "half_away_from_zero"
-    x = acc * 2 ** max(shift, 0)
-    assert INT32_MIN <= x <= INT32_MAX
-    if x == mult == INT32_MIN:
-        high = INT32_MAX
-    else:   # SaturatingRoundingDoublingHighMul; C division truncates
-        nudged = x * mult + (2**30 if x * mult >= 0 else 1 - 2**30)
-        high = abs(nudged) // 2**31 * (1 if nudged >= 0 else -1)
-    e = max(-shift, 0)                  # RoundingDivideByPOT, ties away from zero
-    mask = (1 << e) - 1
-    return (high >> e) + (1 if (high & mask) > (mask >> 1) + (1 if high < 0 else 0) else 0)
-
-
-def oracle_requant(acc, reals, recipe, zp_y, y_dtype, act_min=None, act_max=None):
-    dt = dtypes.get(y_dtype)
-    lo = dt.min if act_min is None else max(dt.min, act_min)
-    hi = dt.max if act_max is None else min(dt.max, act_max)
-    out = np.empty(acc.shape, np.int64)
-    for idx in np.ndindex(*acc.shape):
-        r = reals[idx[-1]] if len(reals) > 1 else reals[0]
-        out[idx] = min(max(oracle_scale_one(int(acc[idx]), r, recipe) + int(zp_y), lo), hi)
-    return out.astype(dt.numpy)
-
-
 # ---------------------------------------------------------------------------
 # Building a one-node model
 # ---------------------------------------------------------------------------
@@ -102,14 +64,7 @@ def one_node(a, a_dtype, s_a, za, b, b_dtype, s_b, zb, bias=None, s_y=1.0, zy=0,
     ins = [ai, bi]
     if bias is not None:
         ins.append(g.constant("bias", bias, **(bias_q or {})))
-    attrs = {}
-    if y_dtype is not None:
-        attrs["dtype"] = y_dtype
-    if act[0] is not None:
-        attrs["act_min"] = act[0]
-    if act[1] is not None:
-        attrs["act_max"] = act[1]
-    y = g.node("matmul", ins, attrs, scale=s_y, zero_point=zy, name="mm")
+    y = g.node("matmul", ins, node_attrs(act=act, dtype=y_dtype), scale=s_y, zero_point=zy, name="mm")
     g.output(y)
     feeds = {"a": a} if b_constant else {"a": a, "b": b}
     return g.build().run(feeds)[y]
@@ -191,22 +146,20 @@ def test_batched_b_broadcasts_like_np_matmul(rng):
     assert y.shape == (2, 3, 3, 4)
     acc = oracle_acc(a, 2, b, 128, None)
     recipe = PROFILES["qnnref"].requant
-    want = oracle_requant(acc, oracle_real(0.05, 0.02, 0.3, recipe), recipe, -1, "int8")
+    want = requantize_channels(acc, 0.05, 0.02, 0.3, recipe, -1, "int8")
     np.testing.assert_array_equal(y, want)
 
 
 def test_all_int8_and_uint8_values_against_int4_extremes():
     for a_dtype, za in (("int8", -128), ("int8", 127), ("uint8", 0), ("uint8", 255)):
-        a = np.arange(dtypes.get(a_dtype).min, dtypes.get(a_dtype).max + 1).astype(
-            dtypes.get(a_dtype).numpy).reshape(16, 16)
+        a = all_values(a_dtype).reshape(16, 16)
         b = np.where(np.arange(16 * 3).reshape(16, 3) % 2, 7, -8).astype(np.int8)
         b[:, 2] = -8
         zb = np.array([-8, 7, 0])
         s_b = np.array([0.5, 0.25, 0.125], np.float32)
         y = one_node(a, a_dtype, 0.5, za, b, "int4", s_b, zb, s_y=40.0, zy=0, y_dtype="int16")
         recipe = PROFILES["qnnref"].requant
-        want = oracle_requant(oracle_acc(a, za, b, zb, None), oracle_real(0.5, s_b, 40.0, recipe),
-                              recipe, 0, "int16")
+        want = requantize_channels(oracle_acc(a, za, b, zb, None), 0.5, s_b, 40.0, recipe, 0, "int16")
         np.testing.assert_array_equal(y, want)
 
 
@@ -219,8 +172,7 @@ def test_each_profile_matches_the_oracle_under_its_recipe(profile, rng):
     zb = np.array([0, 1, -1, 5, -128, 127])
     y = one_node(a, "int8", 0.037, -9, b, "int8", s_b, zb, bias, s_y=0.41, zy=4, profile=profile)
     recipe = PROFILES[profile].requant
-    want = oracle_requant(oracle_acc(a, -9, b, zb, bias), oracle_real(0.037, s_b, 0.41, recipe),
-                          recipe, 4, "int8")
+    want = requantize_channels(oracle_acc(a, -9, b, zb, bias), 0.037, s_b, 0.41, recipe, 4, "int8")
     np.testing.assert_array_equal(y, want)
 
 
@@ -251,23 +203,6 @@ def test_node_recipe_attribute_overrides_the_profile():
 # Property test against the oracle
 # ---------------------------------------------------------------------------
 
-def _values(rng, dtype_name, shape, kind):
-    dt = dtypes.get(dtype_name)
-    if kind == "extremes":
-        return rng.choice([dt.min, dt.max], size=shape).astype(dt.numpy)
-    return rng.integers(dt.min, dt.max, size=shape, endpoint=True).astype(dt.numpy)
-
-
-def _zero_point(rng, dtype_name, kind, n=None):
-    dt = dtypes.get(dtype_name)
-    pick = {"min": dt.min, "max": dt.max, "zero": 0 if dt.min <= 0 else dt.min}
-    if kind in pick:
-        z = pick[kind]
-        return z if n is None else np.full(n, z)
-    return int(rng.integers(dt.min, dt.max, endpoint=True)) if n is None else \
-        rng.integers(dt.min, dt.max, size=n, endpoint=True)
-
-
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1),
        profile=st.sampled_from(PROFILE_NAMES),
@@ -284,15 +219,15 @@ def _zero_point(rng, dtype_name, kind, n=None):
 def test_matches_oracle(seed, profile, a_dtype, b_dtype, y_dtype, m, k, n, batch, per_channel,
                         with_bias, b_constant, values, zp_kind, act):
     rng = np.random.default_rng(seed)
-    a = _values(rng, a_dtype, batch + (m, k), values)
-    b = _values(rng, b_dtype, ((2,) if batch and not b_constant else ()) + (k, n), values)
-    za = _zero_point(rng, a_dtype, zp_kind)
-    zb = _zero_point(rng, b_dtype, zp_kind, n if per_channel else None)
+    a = random_values(rng, a_dtype, batch + (m, k), values)
+    b = random_values(rng, b_dtype, ((2,) if batch and not b_constant else ()) + (k, n), values)
+    za = random_zero_point(rng, a_dtype, zp_kind)
+    zb = random_zero_point(rng, b_dtype, zp_kind, n if per_channel else None)
     s_a = np.float32(rng.uniform(0.001, 0.1))
     s_b = rng.uniform(0.001, 0.1, n).astype(np.float32) if per_channel else np.float32(rng.uniform(0.001, 0.1))
     # an output scale that keeps typical results inside the output range
     s_y = np.float32(float(s_a) * float(np.max(s_b)) * math.sqrt(k) * 100.0 * rng.uniform(0.2, 5.0))
-    zy = _zero_point(rng, y_dtype, "random")
+    zy = random_zero_point(rng, y_dtype, "random")
     bias = rng.integers(-(2**20), 2**20, n).astype(np.int32) if with_bias else None
     dt_y = dtypes.get(y_dtype)
     act_range = (None, None)
@@ -302,8 +237,8 @@ def test_matches_oracle(seed, profile, a_dtype, b_dtype, y_dtype, m, k, n, batch
     y = one_node(a, a_dtype, s_a, za, b, b_dtype, s_b, zb, bias, s_y=s_y, zy=zy, y_dtype=y_dtype,
                  act=act_range, profile=profile, b_constant=b_constant)
     recipe = PROFILES[profile].requant
-    want = oracle_requant(oracle_acc(a, za, b, zb, bias), oracle_real(s_a, s_b, s_y, recipe),
-                          recipe, zy, y_dtype, *act_range)
+    want = requantize_channels(oracle_acc(a, za, b, zb, bias), s_a, s_b, s_y, recipe, zy, y_dtype,
+                               *act_range)
     assert y.dtype == dt_y.numpy
     np.testing.assert_array_equal(y, want)
 
@@ -356,18 +291,8 @@ def test_accumulator_overflow_raises_runtime_check_error(sign):
 # Invalid models (ERROR_IF) through GraphBuilder
 # ---------------------------------------------------------------------------
 
-def _node(a_shape=(2, 3), b_shape=(3, 4), a_dtype="int8", b_dtype="int8", a_q=None, b_q=None,
-          bias=None, bias_q=None, attrs=None, out_q=None):
-    g = GraphBuilder()
-    a_q = {"scale": 0.1, "zero_point": 0} if a_q is None else a_q
-    b_q = {"scale": 0.1} if b_q is None else b_q
-    ai = g.input("a", a_dtype, a_shape, **a_q)
-    bi = g.constant("b", np.zeros(b_shape, dtypes.get(b_dtype).numpy), dtype=b_dtype, **b_q)
-    ins = [ai, bi]
-    if bias is not None:
-        ins.append(g.constant("bias", bias, **(bias_q or {})))
-    out_q = {"scale": 0.5, "zero_point": 0} if out_q is None else out_q
-    return g.node("matmul", ins, attrs or {}, name="mm", **out_q)
+def _node(a_shape=(2, 3), b_shape=(3, 4), a_dtype="int8", b_dtype="int8", a_q=None, b_q=None, **kw):
+    return weights_node("matmul", ("a", a_dtype, a_shape, a_q), ("b", b_dtype, b_shape, b_q), name="mm", **kw)
 
 
 @pytest.mark.parametrize("kwargs,match", [

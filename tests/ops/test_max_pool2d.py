@@ -1,86 +1,37 @@
 """max_pool2d: worked example, pure-Python oracle, padding never wins, validation."""
 from __future__ import annotations
 
-import inspect
-import re
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import assert_spec_shows_the_source, run1, unary_model
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from oracles import pool_geometry_ok, pool_out_shape, pool_windows
 
 import qnnref
 from qnnref import dtypes
-from qnnref.ops import max_pool2d as mod
 from qnnref.ops.max_pool2d import max_pool2d
 
-ROOT = Path(__file__).resolve().parents[2]
+build = partial(unary_model, "max_pool2d", scale=0.1, zp=0, name="pool")
 
 
 # ---------------------------------------------------------------------------
-# helpers
+# oracle (the windows: pool_windows of tests/oracles.py)
 # ---------------------------------------------------------------------------
-
-def out_size(size, k, s, d, p0, p1):
-    return (size + p0 + p1 - ((k - 1) * d + 1)) // s + 1
-
-
-def geometry_ok(H, W, kernel, strides, dilations, pads):
-    """Valid per the spec: output >= 1 and no window made only of padding."""
-    OH = out_size(H, kernel[0], strides[0], dilations[0], pads[0], pads[2])
-    OW = out_size(W, kernel[1], strides[1], dilations[1], pads[1], pads[3])
-    if OH < 1 or OW < 1:
-        return False
-    for o in range(OH):
-        if not any(0 <= o * strides[0] - pads[0] + i * dilations[0] < H for i in range(kernel[0])):
-            return False
-    for o in range(OW):
-        if not any(0 <= o * strides[1] - pads[1] + j * dilations[1] < W for j in range(kernel[1])):
-            return False
-    return True
-
 
 def oracle(x, kernel, strides, dilations, pads, act_min=None, act_max=None):
     """Element by element, Python ints, taps inside the input only."""
-    N, H, W, C = x.shape
-    OH = out_size(H, kernel[0], strides[0], dilations[0], pads[0], pads[2])
-    OW = out_size(W, kernel[1], strides[1], dilations[1], pads[1], pads[3])
-    y = np.zeros((N, OH, OW, C), dtype=x.dtype)
-    for n in range(N):
-        for oh in range(OH):
-            for ow in range(OW):
-                for c in range(C):
-                    best = None
-                    for i in range(kernel[0]):
-                        for j in range(kernel[1]):
-                            r = oh * strides[0] - pads[0] + i * dilations[0]
-                            s = ow * strides[1] - pads[1] + j * dilations[1]
-                            if 0 <= r < H and 0 <= s < W:
-                                v = int(x[n, r, s, c])
-                                best = v if best is None else max(best, v)
-                    if act_min is not None:
-                        best = max(best, act_min)
-                    if act_max is not None:
-                        best = min(best, act_max)
-                    y[n, oh, ow, c] = best
+    y = np.zeros(pool_out_shape(x.shape, kernel, strides, dilations, pads), dtype=x.dtype)
+    for n, oh, ow, c, vals in pool_windows(x, kernel, strides, dilations, pads):
+        best = max(vals)
+        if act_min is not None:
+            best = max(best, act_min)
+        if act_max is not None:
+            best = min(best, act_max)
+        y[n, oh, ow, c] = best
     return y
-
-
-def build(x_shape, attrs, dtype="int8", scale=0.1, zp=0, out_scale=None, out_zp=None, name="pool",
-          axis=None, out_axis="same"):
-    b = qnnref.GraphBuilder()
-    x = b.input("x", dtype, x_shape, scale=scale, zero_point=zp, axis=axis)
-    y = b.node("max_pool2d", [x], attrs, name=name,
-               scale=scale if out_scale is None else out_scale,
-               zero_point=zp if out_zp is None else out_zp,
-               axis=axis if out_axis == "same" else out_axis)
-    b.output(y)
-    return b.build()
-
-
-def run1(model, x):
-    return next(iter(model.run(x).values()))
 
 
 # ---------------------------------------------------------------------------
@@ -88,11 +39,7 @@ def run1(model, x):
 # ---------------------------------------------------------------------------
 
 def test_spec_pseudocode_is_the_source():
-    text = (ROOT / "spec/ops/max_pool2d.md").read_text()
-    blocks = re.findall(r"<!-- source: qnnref/ops/max_pool2d\.py (\w+) -->\n```python\n(.*?)```", text, re.S)
-    assert [name for name, _ in blocks] == ["max_pool2d"]
-    for name, code in blocks:
-        assert code == inspect.getsource(getattr(mod, name))
+    assert_spec_shows_the_source("max_pool2d", ["max_pool2d"])
 
 
 # ---------------------------------------------------------------------------
@@ -179,7 +126,7 @@ def test_per_axis_on_channels():
     seed=st.integers(0, 2**32 - 1),
 )
 def test_matches_oracle(dtype, N, H, W, C, kernel, strides, dilations, pads, act, seed):
-    assume(geometry_ok(H, W, kernel, strides, dilations, pads))
+    assume(pool_geometry_ok(H, W, kernel, strides, dilations, pads))
     dt = dtypes.get(dtype)
     rng = np.random.default_rng(seed)
     x = rng.integers(dt.min, dt.max, (N, H, W, C), endpoint=True).astype(dt.numpy)

@@ -1,50 +1,24 @@
 """mean (and global average pool): exact sum, one requantization, oracles in Python ints."""
 from __future__ import annotations
 
-import inspect
 import itertools
-import re
 from fractions import Fraction
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import assert_spec_shows_the_source, run1, unary_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import requantize_value
 
 import qnnref
 from qnnref import dtypes
-from qnnref.arith import Recipe, prepare_requant, quantize_multiplier
-from qnnref.ops import mean as mod
+from qnnref.arith import Recipe, prepare_requant
 from qnnref.ops.mean import mean, mean_multiplier
 from qnnref.profiles import PROFILES
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def round_fraction(v: Fraction, mode: str) -> int:
-    fl = v.numerator // v.denominator
-    frac = v - fl
-    if frac == 0 or mode == "floor":
-        return fl
-    if mode == "ceil":
-        return fl + 1
-    if mode == "truncate":
-        return fl + 1 if v < 0 else fl
-    if frac != Fraction(1, 2):
-        return fl + 1 if frac > Fraction(1, 2) else fl
-    return {"half_up": fl + 1, "half_down": fl, "half_away_from_zero": fl + 1 if v > 0 else fl,
-            "half_to_even": fl + (fl % 2)}[mode]
-
-
-def requant_oracle(acc: int, real, recipe) -> int:
-    """Single-rounding fixed point and float recipes, from their definitions."""
-    if recipe.kind == "fixed_point":
-        assert recipe.double_round == "none"
-        m, s = quantize_multiplier(np.array(real), recipe.multiplier_rounding)
-        return round_fraction(Fraction(acc * int(m), 2 ** (31 - int(s))), recipe.rounding)
-    ft = np.float32 if recipe.float_dtype == "float32" else np.float64
-    return round_fraction(Fraction(float(ft(acc) * ft(real))), recipe.rounding)
+build = partial(unary_model, "mean", scale=0.5, zp=0, out_scale=0.5, out_zp=0, name="mean")
 
 
 def oracle(x, axes, keepdims, zx, sx, sy, zy, recipe, dtype):
@@ -65,7 +39,7 @@ def oracle(x, axes, keepdims, zx, sx, sy, zy, recipe, dtype):
             for a, i in zip(axes, ridx):
                 full[a] = i
             acc += int(x[tuple(full)]) - zx
-        out[kidx] = max(dt.min, min(dt.max, requant_oracle(acc, real, recipe) + zy))
+        out[kidx] = requantize_value(acc, real, recipe, zy, dtype)
     shape = [x.shape[a] for a in kept]
     y = np.zeros(shape, dt.numpy)
     for kidx, v in out.items():
@@ -75,25 +49,8 @@ def oracle(x, axes, keepdims, zx, sx, sy, zy, recipe, dtype):
     return y
 
 
-def build(x_shape, attrs, dtype="int8", scale=0.5, zp=0, out_scale=0.5, out_zp=0, name="mean",
-          profile="qnnref"):
-    b = qnnref.GraphBuilder(profile=profile)
-    x = b.input("x", dtype, x_shape, scale=scale, zero_point=zp)
-    y = b.node("mean", [x], attrs, name=name, scale=out_scale, zero_point=out_zp)
-    b.output(y)
-    return b.build()
-
-
-def run1(model, x):
-    return next(iter(model.run(x).values()))
-
-
 def test_spec_pseudocode_is_the_source():
-    text = (ROOT / "spec/ops/mean.md").read_text()
-    blocks = re.findall(r"<!-- source: qnnref/ops/mean\.py (\w+) -->\n```python\n(.*?)```", text, re.S)
-    assert [name for name, _ in blocks] == ["mean_multiplier", "mean"]
-    for name, code in blocks:
-        assert code == inspect.getsource(getattr(mod, name))
+    assert_spec_shows_the_source("mean", ["mean_multiplier", "mean"])
 
 
 # ---------------------------------------------------------------------------
@@ -130,7 +87,7 @@ def test_global_average_pool_is_mean_over_h_w():
             for c in range(4):
                 acc = sum(int(v) + 7 for v in x[n, :, :, c].ravel())
                 real = mean_multiplier(0.02, 0.015, 35, "float64")
-                want = max(-128, min(127, requant_oracle(acc, real, recipe) + 3))
+                want = requantize_value(acc, real, recipe, 3, "int8")
                 assert y[(n, 0, 0, c) if keepdims else (n, c)] == want
         assert np.array_equal(y, oracle(x, [1, 2], keepdims, -7, 0.02, 0.015, 3, recipe, "int8"))
 

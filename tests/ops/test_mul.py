@@ -6,118 +6,29 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 import pytest
-from conftest import all_values
+from conftest import BROADCAST_SHAPES, RECIPES, all_values, binary_model, float32_scales
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import real_multiplier, requantize_value
 
 import qnnref
-from qnnref import GraphBuilder, Recipe
+from qnnref import GraphBuilder
 from qnnref.arith import combine_scales, prepare_requant
 from qnnref.ops.mul import mul
 from qnnref.profiles import PROFILES
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-(2**15), 2**15 - 1)}
 NP = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16}
-
-
-# ---------------------------------------------------------------------------
-# Oracle: Python integers (and numpy float scalars for float recipes only)
-# ---------------------------------------------------------------------------
-
-def round_div(n: int, d: int, mode: str) -> int:
-    """n / d (d > 0) rounded to an integer by ``mode``."""
-    f, r = divmod(n, d)                        # floor, 0 <= r < d
-    if r == 0 or mode == "floor":
-        return f
-    if mode == "ceil":
-        return f + 1
-    if mode == "truncate":
-        return f + (n < 0)
-    if 2 * r != d:
-        return f + (2 * r > d)
-    return {"half_up": f + 1, "half_down": f, "half_away_from_zero": f + (n > 0),
-            "half_to_even": f + (f % 2)}[mode]
-
-
-def encode(real: float, mode: str) -> tuple[int, int]:
-    """real ~= m * 2^(shift - 31), m in [2^30, 2^31)."""
-    q, e = math.frexp(real)
-    fq = Fraction(q) * 2**31
-    m = round_div(fq.numerator, fq.denominator, mode)
-    if m == 2**31:
-        m, e = m // 2, e + 1
-    return m, e
-
-
-def py_srdhm(a: int, b: int) -> int:
-    if a == b == INT32_MIN:
-        return INT32_MAX
-    n = a * b + (2**30 if a * b >= 0 else 1 - 2**30)
-    q = abs(n) // 2**31                       # C division truncates toward zero
-    return q if n >= 0 else -q
-
-
-def py_apply(acc: int, real, recipe: Recipe) -> int:
-    """acc * real through the recipe; OverflowError where its REQUIRE fails."""
-    if recipe.kind == "float":
-        ft = np.float32 if recipe.float_dtype == "float32" else np.float64
-        v = Fraction(float(ft(acc) * ft(real)))
-        return max(-(2**40), min(2**40, round_div(v.numerator, v.denominator, recipe.rounding)))
-    m, sh = encode(float(real), recipe.multiplier_rounding)
-    if recipe.double_round == "gemmlowp":
-        x = acc * 2**max(sh, 0)
-        if not INT32_MIN <= x <= INT32_MAX:
-            raise OverflowError
-        return round_div(py_srdhm(x, m), 2**max(-sh, 0), recipe.rounding)
-    total = 31 - sh
-    if recipe.double_round == "tosa":
-        bias = (2**30 if acc >= 0 else -(2**30)) if total > 31 else 0
-        return (acc * m + bias + 2**(total - 1)) >> total
-    return round_div(acc * m, 2**total, recipe.rounding)
-
-
-def py_real(s_num: list, s_den, scale_dtype: str):
-    ft = np.float32 if scale_dtype == "float32" else np.float64
-    m = ft(np.float32(s_num[0]))
-    for s in s_num[1:]:
-        m = ft(m * ft(np.float32(s)))
-    return ft(m / ft(np.float32(s_den)))
+build = partial(binary_model, "mul", name="mul1")
 
 
 def py_mul(a, za, b, zb, real, recipe, zy, dtype, act_min=None, act_max=None) -> int:
-    lo, hi = RANGES[dtype]
-    lo = lo if act_min is None else max(lo, act_min)
-    hi = hi if act_max is None else min(hi, act_max)
-    return max(lo, min(hi, py_apply((a - za) * (b - zb), real, recipe) + zy))
-
-
-RECIPES = {name: p.requant for name, p in PROFILES.items()}
-RECIPES.update({
-    "tosa-double-round": Recipe(kind="fixed_point", rounding="half_up", double_round="tosa"),
-    "fixed-half-to-even-f32": Recipe(kind="fixed_point", rounding="half_to_even", scale_dtype="float32"),
-    "float64-half-away": Recipe(kind="float", rounding="half_away_from_zero", float_dtype="float64",
-                                scale_dtype="float64"),
-})
-
-
-def build(dtype, a_shape, b_shape, qa, qb, qy, recipe=None, profile="qnnref", act=(None, None), name="mul1"):
-    b = GraphBuilder(profile=profile)
-    x1 = b.input("a", dtype, a_shape, scale=qa[0], zero_point=qa[1])
-    x2 = b.input("b", dtype, b_shape, scale=qb[0], zero_point=qb[1])
-    attrs = {}
-    if recipe is not None:
-        attrs["recipe"] = recipe.to_dict()
-    if act[0] is not None:
-        attrs["act_min"] = act[0]
-    if act[1] is not None:
-        attrs["act_max"] = act[1]
-    y = b.node("mul", [x1, x2], attrs, scale=qy[0], zero_point=qy[1], name=name)
-    b.output(y)
-    return b.build(), y
+    """The oracle: (a - za) * (b - zb) requantized by the recipe."""
+    return requantize_value((a - za) * (b - zb), real, recipe, zy, dtype, act_min, act_max)
 
 
 # ---------------------------------------------------------------------------
@@ -156,7 +67,7 @@ def test_every_int8_pair(recipe_name):
     b = np.tile(v, 256).reshape(256, 256)              # b[i, j] = v[j]
     model, y = build("int8", (256, 256), (256, 256), qa, qb, qy, recipe)
     got = model.run({"a": a, "b": b})[y]
-    real = py_real([qa[0], qb[0]], qy[0], recipe.scale_dtype)
+    real = real_multiplier([qa[0], qb[0]], qy[0], recipe.scale_dtype)
     want = [[py_mul(int(i), qa[1], int(j), qb[1], real, recipe, qy[1], "int8") for j in v] for i in v]
     assert np.array_equal(got, np.array(want))
     # broadcasting (256, 1) x (1, 256) gives the same table
@@ -168,14 +79,6 @@ def test_every_int8_pair(recipe_name):
 # Property tests
 # ---------------------------------------------------------------------------
 
-SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 4)), ((1,), (2, 2)), ((2, 3, 1), (3, 2)), ((), (4,))]
-
-
-def scales():
-    return st.builds(lambda e, f: float(np.float32(2.0**e * (1 + f))), st.integers(-12, 2),
-                     st.floats(0, 1, exclude_max=True))
-
-
 @pytest.mark.parametrize("recipe_name", sorted(RECIPES))
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
@@ -183,18 +86,18 @@ def test_matches_python_int_oracle(recipe_name, data):
     recipe = RECIPES[recipe_name]
     dtype = data.draw(st.sampled_from(sorted(RANGES)))
     lo, hi = RANGES[dtype]
-    a_shape, b_shape = data.draw(st.sampled_from(SHAPES))
+    a_shape, b_shape = data.draw(st.sampled_from(BROADCAST_SHAPES))
     za, zb, zy = (data.draw(st.integers(lo, hi)) for _ in range(3))
     if dtype == "int16":     # keep (a - za) * (b - zb) within int32 (else: ERROR_IF, tested below)
         za, zb = data.draw(st.integers(-2, 2)), data.draw(st.integers(-2, 2))
-    sa, sb, sy = data.draw(scales()), data.draw(scales()), data.draw(scales())
+    sa, sb, sy = data.draw(float32_scales()), data.draw(float32_scales()), data.draw(float32_scales())
     act_min = data.draw(st.one_of(st.none(), st.integers(lo, hi)))
     act_max = data.draw(st.one_of(st.none(), st.integers(lo if act_min is None else act_min, hi)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     a = rng.integers(lo, hi, size=a_shape, endpoint=True).astype(NP[dtype])
     b = rng.integers(lo, hi, size=b_shape, endpoint=True).astype(NP[dtype])
     model, y = build(dtype, a_shape, b_shape, (sa, za), (sb, zb), (sy, zy), recipe, act=(act_min, act_max))
-    real = py_real([sa, sb], sy, recipe.scale_dtype)
+    real = real_multiplier([sa, sb], sy, recipe.scale_dtype)
     ab, bb = np.broadcast_arrays(a, b)
     try:
         want = np.array([py_mul(int(i), za, int(j), zb, real, recipe, zy, dtype, act_min, act_max)
@@ -210,7 +113,8 @@ def test_matches_python_int_oracle(recipe_name, data):
 
 @settings(max_examples=200, deadline=None)
 @given(a=st.integers(-128, 127), b=st.integers(-128, 127), za=st.integers(-128, 127),
-       zb=st.integers(-128, 127), zy=st.integers(-128, 127), sa=scales(), sb=scales(), sy=scales())
+       zb=st.integers(-128, 127), zy=st.integers(-128, 127), sa=float32_scales(), sb=float32_scales(),
+       sy=float32_scales())
 def test_single_rounding_is_the_correctly_rounded_product(a, b, za, zb, zy, sa, sb, sy):
     # qnnref: one rounding (half_up) of acc * multiplier, where the multiplier
     # has 31 significant bits; against the exact real product, the result is
@@ -231,7 +135,7 @@ def test_extreme_zero_points_and_ranges():
     v = all_values("uint8")
     model, y = build("uint8", (256,), (256,), (0.5, 255), (0.5, 0), (0.001, 255))
     got = model.run({"a": v, "b": v[::-1].copy()})[y]
-    real = py_real([0.5, 0.5], 0.001, "float64")
+    real = real_multiplier([0.5, 0.5], 0.001, "float64")
     want = [py_mul(int(i), 255, int(j), 0, real, RECIPES["qnnref"], 255, "uint8") for i, j in zip(v, v[::-1])]
     assert got.tolist() == want
 

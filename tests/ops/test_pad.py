@@ -1,43 +1,23 @@
 """pad: worked example, np.pad oracle for each mode, default value = zero point, validation."""
 from __future__ import annotations
 
-import inspect
-import re
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import assert_spec_shows_the_source, run1, unary_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qnnref
 from qnnref import dtypes
-from qnnref.ops import pad as mod
 from qnnref.ops.pad import pad
 
-ROOT = Path(__file__).resolve().parents[2]
-SAME = object()
-
-
-def build(x_shape, attrs, dtype="int8", scale=0.1, zp=-128, out_scale=SAME, out_zp=SAME, name="pad",
-          axis=None):
-    b = qnnref.GraphBuilder()
-    x = b.input("x", dtype, x_shape, scale=scale, zero_point=zp, axis=axis)
-    y = b.node("pad", [x], attrs, name=name, scale=scale if out_scale is SAME else out_scale,
-               zero_point=zp if out_zp is SAME else out_zp, axis=axis)
-    b.output(y)
-    return b.build()
-
-
-def run1(model, x):
-    return next(iter(model.run(x).values()))
+build = partial(unary_model, "pad", scale=0.1, zp=-128, name="pad")
 
 
 def test_spec_pseudocode_is_the_source():
-    text = (ROOT / "spec/ops/pad.md").read_text()
-    blocks = re.findall(r"<!-- source: qnnref/ops/pad\.py (\w+) -->\n```python\n(.*?)```", text, re.S)
-    assert [name for name, _ in blocks] == ["pad"]
-    assert blocks[0][1] == inspect.getsource(mod.pad)
+    assert_spec_shows_the_source("pad", ["pad"])
 
 
 X = np.array([[1, 2, 3], [4, 5, 6]], np.int8)

@@ -1,16 +1,17 @@
 """quantize: the worked example, every recipe against a Fraction oracle of
-the IEEE operations, round trips through dequantize for every value of every
-quantized dtype, per-axis and blocked parameters, NaN/inf, ERROR_IF."""
+the IEEE operations (quantize_value, tests/oracles.py), round trips through
+dequantize for every value of every quantized dtype, per-axis and blocked
+parameters, NaN/inf, ERROR_IF."""
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 import pytest
 from conftest import all_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import NEAREST_MODES, quantize_value
 
 import qnnref
 from qnnref import GraphBuilder, Quant, QuantizeRecipe
@@ -20,59 +21,6 @@ from qnnref.ops.quantize import quantize
 RANGES = {"int4": (-8, 7), "uint4": (0, 15), "int8": (-128, 127), "uint8": (0, 255),
           "int16": (-(2**15), 2**15 - 1)}
 NP = {"int4": np.int8, "uint4": np.uint8, "int8": np.int8, "uint8": np.uint8, "int16": np.int16}
-NEAREST = ("half_to_even", "half_away_from_zero", "half_up", "half_down")
-
-
-# ---------------------------------------------------------------------------
-# Oracle: exact rationals, each IEEE operation rounded by definition
-# ---------------------------------------------------------------------------
-
-def round_frac(v: Fraction, mode: str) -> int:
-    f = math.floor(v)
-    r = v - f
-    if mode == "floor":
-        return f
-    if mode == "ceil":
-        return f + (r > 0)
-    if mode == "truncate":
-        return f + (r > 0 and v < 0)
-    if r != Fraction(1, 2):
-        return f + (r > Fraction(1, 2))
-    return {"half_up": f + 1, "half_down": f, "half_away_from_zero": f + (v > 0),
-            "half_to_even": f + (f % 2)}[mode]
-
-
-def to_float(v: Fraction, width: str) -> float:
-    """v rounded to the nearest float32 / float64 (ties to even); +-inf on overflow."""
-    mant, emin, emax = (24, -126, 127) if width == "float32" else (53, -1022, 1023)
-    if v == 0:
-        return 0.0
-    a = abs(v)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if Fraction(2) ** e > a:
-        e -= 1                                    # now 2^e <= a < 2^(e+1)
-    quantum = Fraction(2) ** (max(e, emin) - (mant - 1))
-    r = round_frac(a / quantum, "half_to_even") * quantum
-    if r >= Fraction(2) ** (emax + 1):
-        return math.copysign(math.inf, v)
-    return math.copysign(float(r), v)
-
-
-def py_quantize(x: float, s: float, zp: int, dtype: str, recipe: QuantizeRecipe) -> int:
-    lo, hi = RANGES[dtype]
-    w = recipe.float_dtype
-    s = float(np.float32(s))
-    if math.isinf(x):
-        v = x
-    elif recipe.method == "divide":
-        v = to_float(Fraction(x) / Fraction(s), w)
-    else:
-        r = to_float(1 / Fraction(s), w)
-        assert not math.isinf(r)
-        v = to_float(Fraction(x) * Fraction(r), w)
-    if math.isinf(v):
-        return hi if v > 0 else lo
-    return max(lo, min(hi, round_frac(Fraction(v), recipe.rounding) + zp))
 
 
 def build(x_shape, y_dtype, scale, zero_point, axis=None, x_dtype="float32", profile="qnnref",
@@ -135,7 +83,7 @@ def test_matches_fraction_oracle(recipe, dtype, s, data):
     x = np.array(xs, np.float32)
     got = quantize(x, np.float32(s), np.int32(zp), dtype, recipe)
     assert got.dtype == NP[dtype]
-    assert got.tolist() == [py_quantize(float(v), s, zp, dtype, recipe) for v in x]
+    assert got.tolist() == [quantize_value(float(v), s, zp, dtype, recipe) for v in x]
 
 
 @pytest.mark.parametrize("mode", ROUNDING_MODES)
@@ -143,7 +91,7 @@ def test_every_rounding_mode_on_ties(mode):
     # x / 1 with x = k + 1/2 exactly: the rounding mode alone decides
     x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.25, -0.75], np.float32)
     recipe = QuantizeRecipe(rounding=mode)
-    want = [py_quantize(float(v), 1.0, 0, "int8", recipe) for v in x]
+    want = [quantize_value(float(v), 1.0, 0, "int8", recipe) for v in x]
     assert quantize(x, np.float32(1), np.int32(0), "int8", recipe).tolist() == want
     model, y = build((8,), "int8", 1.0, 0, quantize_recipe=recipe)
     assert model.run(x)[y].tolist() == want
@@ -152,7 +100,7 @@ def test_every_rounding_mode_on_ties(mode):
 def test_float16_input():
     x16 = np.array([0.1, -0.35, 65504.0, -np.inf, 3.0e-5], np.float16)
     model, y = build((5,), "int16", 0.01, 5, x_dtype="float16")
-    want = [py_quantize(float(v), 0.01, 5, "int16", QuantizeRecipe()) for v in x16]
+    want = [quantize_value(float(v), 0.01, 5, "int16", QuantizeRecipe()) for v in x16]
     assert model.run(x16)[y].tolist() == want
     # float16 -> float32 is exact, so it equals quantizing the same float32 values
     model32, y32 = build((5,), "int16", 0.01, 5)
@@ -165,7 +113,7 @@ def test_float16_input():
 
 @pytest.mark.parametrize("dtype", sorted(RANGES))
 @pytest.mark.parametrize("scale", [0.1, 1 / 3, 2.0**-10, 7.3, 1e-3, 0.0078125])
-@pytest.mark.parametrize("rounding", NEAREST)
+@pytest.mark.parametrize("rounding", NEAREST_MODES)
 @pytest.mark.parametrize("method", ["divide", "reciprocal"])
 def test_dequantize_then_quantize_is_identity(dtype, scale, rounding, method):
     lo, hi = RANGES[dtype]
@@ -192,7 +140,7 @@ def test_per_axis(rng):
     got = model.run(x)[y]
     for i in range(4):
         for j in range(3):
-            assert got[i, j] == py_quantize(float(x[i, j]), s[j], int(zp[j]), "int8", QuantizeRecipe())
+            assert got[i, j] == quantize_value(float(x[i, j]), s[j], int(zp[j]), "int8", QuantizeRecipe())
 
 
 @pytest.mark.parametrize("scale_dtype", [np.float32, np.float16])
@@ -208,7 +156,7 @@ def test_blocked(rng, scale_dtype):
     got = model.run(x)[y]
     for i in range(2):
         for j in range(10):
-            want = py_quantize(float(x[i, j]), float(s[i, j // 4]), int(zp[i, j // 4]), "int4", QuantizeRecipe())
+            want = quantize_value(float(x[i, j]), float(s[i, j // 4]), int(zp[i, j // 4]), "int4", QuantizeRecipe())
             assert got[i, j] == want, (i, j)
 
 

@@ -1,43 +1,27 @@
 """reshape: worked example, numpy oracle, -1 resolution, 0 not special, validation."""
 from __future__ import annotations
 
-import inspect
-import re
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import assert_spec_shows_the_source, run1, unary_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qnnref
-from qnnref.ops import reshape as mod
 from qnnref.ops.reshape import reshape
 
-ROOT = Path(__file__).resolve().parents[2]
-SAME = object()      # "as the input" in build()
+_model = partial(unary_model, "reshape", scale=0.1, zp=3, out_axis=None, name="rs")
 
 
-def build(x_shape, shape, dtype="int8", scale=0.1, zp=3, out_scale=SAME, out_zp=SAME, name="rs",
-          axis=None):
-    b = qnnref.GraphBuilder()
-    x = b.input("x", dtype, x_shape, scale=scale, zero_point=zp, axis=axis)
-    y = b.node("reshape", [x], {"shape": shape}, name=name,
-               scale=scale if out_scale is SAME else out_scale,
-               zero_point=zp if out_zp is SAME else out_zp)
-    b.output(y)
-    return b.build()
-
-
-def run1(model, x):
-    return next(iter(model.run(x).values()))
+def build(x_shape, shape, **kw):
+    """One reshape node to ``shape`` (unary_model's keywords; the output is per-tensor)."""
+    return _model(x_shape, {"shape": shape}, **kw)
 
 
 def test_spec_pseudocode_is_the_source():
-    text = (ROOT / "spec/ops/reshape.md").read_text()
-    blocks = re.findall(r"<!-- source: qnnref/ops/reshape\.py (\w+) -->\n```python\n(.*?)```", text, re.S)
-    assert [name for name, _ in blocks] == ["reshape"]
-    assert blocks[0][1] == inspect.getsource(mod.reshape)
+    assert_spec_shows_the_source("reshape", ["reshape"])
 
 
 def test_worked_example():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import INT32_MAX, INT32_MIN, c_div, gemmlowp_rdbpot, gemmlowp_srdhm, tflite_quantize_multiplier
 
 import qnnref
 from qnnref import GraphBuilder
@@ -23,38 +24,19 @@ from qnnref.ops.softmax import (
     softmax,
 )
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 NP = {"int8": np.int8, "uint8": np.uint8}
 
 
 # ---------------------------------------------------------------------------
 # Oracle: the algorithm one scalar at a time, in Python ints with C int32
-# semantics; every intermediate is asserted to fit int32.
+# semantics (gemmlowp's primitives from tests/oracles.py); every
+# intermediate is asserted to fit int32.
 # ---------------------------------------------------------------------------
 
 def i32(v: int) -> int:
     assert INT32_MIN <= v <= INT32_MAX, v
     return v
-
-
-def c_div(a: int, b: int) -> int:
-    """C integer division: truncates toward zero."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b >= 0) else -q
-
-
-def o_srdhm(a: int, b: int) -> int:
-    if a == b == INT32_MIN:
-        return INT32_MAX
-    return i32(c_div(a * b + (2**30 if a * b >= 0 else 1 - 2**30), 2**31))
-
-
-def o_rdbpot(x: int, e: int) -> int:
-    """gemmlowp RoundingDivideByPOT, transcribed."""
-    mask = (1 << e) - 1
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return i32((x >> e) + (1 if (x & mask) > threshold else 0))
 
 
 def o_sat_shl(x: int, e: int) -> int:
@@ -69,12 +51,12 @@ def o_sat_shl(x: int, e: int) -> int:
 
 def o_exp_interval(a: int) -> int:
     x = i32(a + (1 << 28))
-    x2 = o_srdhm(x, x)
-    x3 = o_srdhm(x2, x)
-    x4 = o_srdhm(x2, x2)
-    x4_over_4 = o_rdbpot(x4, 2)
-    poly = o_rdbpot(i32(o_srdhm(i32(x4_over_4 + x3), 715827883) + x2), 1)
-    return i32(1895147668 + o_srdhm(1895147668, i32(x + poly)))
+    x2 = gemmlowp_srdhm(x, x)
+    x3 = gemmlowp_srdhm(x2, x)
+    x4 = gemmlowp_srdhm(x2, x2)
+    x4_over_4 = gemmlowp_rdbpot(x4, 2)
+    poly = gemmlowp_rdbpot(i32(gemmlowp_srdhm(i32(x4_over_4 + x3), 715827883) + x2), 1)
+    return i32(1895147668 + gemmlowp_srdhm(1895147668, i32(x + poly)))
 
 
 def o_exp_neg(a: int) -> int:
@@ -87,33 +69,27 @@ def o_exp_neg(a: int) -> int:
     for exponent, mult in ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
                            (2, 39332535), (3, 720401), (4, 242)):
         if remainder & (1 << (k_frac + exponent)):
-            result = o_srdhm(result, mult)
+            result = gemmlowp_srdhm(result, mult)
     return INT32_MAX if a == 0 else result
 
 
 def o_one_over_one_plus_x(a: int) -> int:
     s = a + INT32_MAX                                  # RoundingHalfSum(a, One), in int64
     half_denominator = i32(c_div(s + (1 if s >= 0 else -1), 2))
-    x = i32(1515870810 + o_srdhm(half_denominator, -1010580540))
+    x = i32(1515870810 + gemmlowp_srdhm(half_denominator, -1010580540))
     for _ in range(3):
-        hx = o_srdhm(half_denominator, x)
+        hx = gemmlowp_srdhm(half_denominator, x)
         one_minus = i32((1 << 29) - hx)
-        x = i32(x + o_sat_shl(o_srdhm(x, one_minus), 2))
+        x = i32(x + o_sat_shl(gemmlowp_srdhm(x, one_minus), 2))
     return o_sat_shl(x, 1)
 
 
 def o_params(beta, s_x, s_y):
     """TFLite PreprocessSoftmaxScaling + CalculateInputRadius, and 1 / s_y."""
     real = min(float(np.float32(beta)) * float(np.float32(s_x)) * (1 << 26), (1 << 31) - 1.0)
-    q, shift = math.frexp(real)
-    m = math.floor(Fraction(q) * 2**31 + Fraction(1, 2))        # std::round: q > 0, ties away
-    if m == 2**31:
-        m, shift = m // 2, shift + 1
+    m, shift = tflite_quantize_multiplier(real)
     radius = math.floor(Fraction(31 * 2**26, 2**shift))
-    q2, shift2 = math.frexp(1.0 / float(np.float32(s_y)))
-    m2 = math.floor(Fraction(q2) * 2**31 + Fraction(1, 2))
-    if m2 == 2**31:
-        m2, shift2 = m2 // 2, shift2 + 1
+    m2, shift2 = tflite_quantize_multiplier(1.0 / float(np.float32(s_y)))
     return m, shift, -radius, m2, shift2
 
 
@@ -125,13 +101,13 @@ def o_softmax_row(row, beta, s_x, s_y, zp_y, dtype, tflite_final=False):
     for v in row:
         d = v - mx
         if d >= diff_min:
-            exps.append(o_exp_neg(o_srdhm(i32(d * 2**left_shift), m)))
+            exps.append(o_exp_neg(gemmlowp_srdhm(i32(d * 2**left_shift), m)))
         else:
             exps.append(None)
     total = 0
     for e in exps:
         if e is not None:
-            total = i32(total + o_rdbpot(e, 12))
+            total = i32(total + gemmlowp_rdbpot(e, 12))
     headroom_plus_one = 32 - total.bit_length()                 # CountLeadingZeros(uint32)
     nbou = 12 - headroom_plus_one
     shifted_scale = o_one_over_one_plus_x(i32((total << headroom_plus_one) - 2**31))
@@ -140,9 +116,9 @@ def o_softmax_row(row, beta, s_x, s_y, zp_y, dtype, tflite_final=False):
         if e is None:
             out.append(lo if tflite_final else max(lo, min(hi, zp_y)))
             continue
-        prob = o_srdhm(shifted_scale, e)
+        prob = gemmlowp_srdhm(shifted_scale, e)
         if tflite_final:                                        # TFLite: RDBPOT(prob, nbou + 31 - 8) + min
-            unsat = o_rdbpot(prob, nbou + 31 - 8)
+            unsat = gemmlowp_rdbpot(prob, nbou + 31 - 8)
             out.append(max(lo, min(hi, unsat + lo)))
         else:
             p = Fraction(prob * m_out, 2**(62 + nbou - sh_out))   # >= 0: ties away = floor(v + 1/2)
@@ -185,7 +161,7 @@ def test_worked_example_intermediates():
     assert terms.tolist() == [524288, 192875, 70955, 65] and terms.sum() == 788183
     shifted_scale, nbou = get_reciprocal(np.array([788183]))
     assert (int(shifted_scale[0]), int(nbou[0])) == (1428475250, 0)
-    assert [o_srdhm(1428475250, int(e)) for e in exps] == [1428475249, 525506825, 193323157, 176288]
+    assert [gemmlowp_srdhm(1428475250, int(e)) for e in exps] == [1428475249, 525506825, 193323157, 176288]
     # p * 256 = prob / 2^23: 170.29, 62.65, 23.05, 0.02 -> 170, 63, 23, 0; minus 128
     assert [math.floor(Fraction(v, 2**23) + Fraction(1, 2)) - 128
             for v in (1428475249, 525506825, 193323157, 176288)] == [42, -65, -105, -128]

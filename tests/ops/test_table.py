@@ -8,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from conftest import all_values
+from oracles import round_fraction
 
 import qnnref
 from qnnref import GraphBuilder
@@ -26,21 +27,6 @@ SCALAR_FUNCTIONS = {
 }
 
 
-def round_frac(v: Fraction, mode: str) -> int:
-    f = math.floor(v)
-    r = v - f
-    if mode == "floor" or r == 0:
-        return f
-    if mode == "ceil":
-        return f + 1
-    if mode == "truncate":
-        return f + (v < 0)
-    if r != Fraction(1, 2):
-        return f + (r > Fraction(1, 2))
-    return {"half_up": f + 1, "half_down": f, "half_away_from_zero": f + (v > 0),
-            "half_to_even": f + (f % 2)}[mode]
-
-
 def py_entry(fn, q, s_in, zp_in, s_out, zp_out, out_dtype, mode):
     """One table entry by the formula of make_table, and the distance of
     f / s_out from a rounding boundary (libm's last bit may matter there)."""
@@ -52,7 +38,7 @@ def py_entry(fn, q, s_in, zp_in, s_out, zp_out, out_dtype, mode):
     v = f / s_out
     frac = v - math.floor(v)
     boundary = min(frac, 1 - frac) if mode in ("floor", "ceil", "truncate") else abs(frac - 0.5)
-    return max(lo, min(hi, round_frac(Fraction(v), mode) + zp_out)), boundary
+    return max(lo, min(hi, round_fraction(Fraction(v), mode) + zp_out)), boundary
 
 
 def build(x_dtype, lut, y_scale=None, y_zp=None, table_as_input=False, table_scale=None, name="lut1"):
@@ -114,14 +100,14 @@ def test_make_table_rounding_modes(mode):
     # identity on a grid where f / s_out = (q - zp_in) / 2: every odd value is a tie
     lut = make_table(lambda v: v, "int8", 0.5, 0, "int8", 1.0, 0, mode)
     for i, q in enumerate(range(-128, 128)):
-        assert lut[i] == max(-128, min(127, round_frac(Fraction(q, 2), mode))), (mode, q)
+        assert lut[i] == max(-128, min(127, round_fraction(Fraction(q, 2), mode))), (mode, q)
 
 
 def test_make_table_callable_and_saturation():
     lut = make_table(lambda v: v * v, "uint8", 0.1, 0, "uint8", 0.5, 0)
     s_in = float(np.float32(0.1))
     # (s_in * q)^2 in float64, then / 0.5 (exact), rounded half away from zero, saturated
-    want = [min(255, round_frac(Fraction((s_in * q) ** 2) / Fraction(1, 2), "half_away_from_zero"))
+    want = [min(255, round_fraction(Fraction((s_in * q) ** 2) / Fraction(1, 2), "half_away_from_zero"))
             for q in range(256)]
     assert lut.tolist() == want
     # +inf saturates (exp of large inputs)

@@ -1,44 +1,27 @@
 """transpose: worked example, numpy oracle, per-axis quantization follows the axes."""
 from __future__ import annotations
 
-import inspect
-import re
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import assert_spec_shows_the_source, run1, unary_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qnnref
 from qnnref import dtypes
-from qnnref.ops import transpose as mod
 
-ROOT = Path(__file__).resolve().parents[2]
-SAME = object()      # "as the input" in build()
+_model = partial(unary_model, "transpose", scale=0.1, zp=3, name="tr")
 
 
-def build(x_shape, perm, dtype="int8", scale=0.1, zp=3, axis=None, out_scale=SAME, out_zp=SAME,
-          out_axis=SAME, name="tr"):
-    b = qnnref.GraphBuilder()
-    x = b.input("x", dtype, x_shape, scale=scale, zero_point=zp, axis=axis)
-    y = b.node("transpose", [x], {"perm": perm}, name=name,
-               scale=scale if out_scale is SAME else out_scale,
-               zero_point=zp if out_zp is SAME else out_zp,
-               axis=axis if out_axis is SAME else out_axis)
-    b.output(y)
-    return b.build()
-
-
-def run1(model, x):
-    return next(iter(model.run(x).values()))
+def build(x_shape, perm, **kw):
+    """One transpose node by ``perm`` (unary_model's keywords)."""
+    return _model(x_shape, {"perm": perm}, **kw)
 
 
 def test_spec_pseudocode_is_the_source():
-    text = (ROOT / "spec/ops/transpose.md").read_text()
-    blocks = re.findall(r"<!-- source: qnnref/ops/transpose\.py (\w+) -->\n```python\n(.*?)```", text, re.S)
-    assert [name for name, _ in blocks] == ["transpose"]
-    assert blocks[0][1] == inspect.getsource(mod.transpose)
+    assert_spec_shows_the_source("transpose", ["transpose"])
 
 
 def test_worked_example():

@@ -1,19 +1,29 @@
-"""Exact, independent oracles for qnnref.arith, in Python ints and Fractions.
+"""Exact, independent oracles for qnnref's arithmetic, shared by every test
+directory: ``from oracles import ...`` (tests/conftest.py is the rootdir
+conftest, so pytest puts tests/ on sys.path).
 
-Nothing here uses numpy arithmetic or qnnref: each function is the
-definition of a rounding mode, or a line-by-line transcription of a vendor's
-reference code (gemmlowp, TFLite, TOSA), with C semantics spelled out
-(truncating division, int32 ranges). The tests compare qnnref.arith with
-these, element by element.
+Nothing here uses qnnref: each function is the definition of a rounding
+mode, a line-by-line transcription of a vendor's reference code (gemmlowp,
+TFLite, TOSA) with C semantics spelled out (truncating division, int32
+ranges), or a formula of spec/arithmetic.md (requantization recipes,
+quantize, dequantize) built from those, one element at a time in Python
+ints and Fractions; numpy only for IEEE float32/float64 scalars where a
+recipe names that arithmetic. The tests compare qnnref with these, element
+by element.
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
 import numpy as np
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+#: The quantized integer dtypes and their ranges.
+INT_RANGES = {"int4": (-8, 7), "uint4": (0, 15), "int8": (-128, 127), "uint8": (0, 255),
+              "int16": (-(2**15), 2**15 - 1), "int32": (INT32_MIN, INT32_MAX)}
 
 MODES = ("half_to_even", "half_away_from_zero", "half_up", "half_down",
          "floor", "ceil", "truncate")
@@ -252,3 +262,182 @@ def f64_div(a, b) -> float:
 
 def f64_mul(a, b) -> float:
     return float(Fraction(float(a)) * Fraction(float(b)))
+
+
+# ---------------------------------------------------------------------------
+# Requantization recipes (spec/arithmetic.md, qnnref.arith.Recipe), one
+# accumulator at a time. ``recipe`` is read by attribute only (kind,
+# rounding, double_round, multiplier_rounding, float_dtype, scale_dtype).
+# ---------------------------------------------------------------------------
+
+def real_multiplier(numer, denom, scale_dtype: str):
+    """``(numer[0] * numer[1] * ...) / denom`` from float32 scales, each
+    operation rounded to ``scale_dtype``, left to right."""
+    ft = np.float32 if scale_dtype == "float32" else np.float64
+    m = ft(np.float32(numer[0]))
+    for s in numer[1:]:
+        m = ft(m * ft(np.float32(s)))
+    return ft(m / ft(np.float32(denom)))
+
+
+@functools.lru_cache(maxsize=4096)       # the element-by-element oracles ask for few reals, often
+def encode_multiplier(real, rounding: str) -> tuple[int, int]:
+    """real ~= m * 2^(shift - 31) with m in [2^30, 2^31): the frexp
+    mantissa times 2^31 rounded by ``rounding``, halved if it rounds up to
+    2^31. Returns (m, shift)."""
+    q, shift = math.frexp(float(real))
+    m = round_fraction(Fraction(q) * 2**31, rounding)
+    if m == 2**31:
+        m, shift = m // 2, shift + 1
+    return m, shift
+
+
+def scale_by_encoded(acc: int, m: int, shift: int, recipe) -> int:
+    """acc * m * 2^(shift - 31) rounded as the fixed-point ``recipe`` says.
+    Raises OverflowError where gemmlowp's REQUIRE fails (acc * 2^shift
+    beyond int32), which qnnref reports as a RuntimeCheckError."""
+    assert fits_int32(acc)
+    if recipe.double_round == "gemmlowp":
+        left, right = max(shift, 0), max(-shift, 0)
+        if not fits_int32(acc * 2**left):
+            raise OverflowError("gemmlowp: acc * 2^shift overflows int32")
+        if recipe.rounding == "half_away_from_zero":
+            return tflite_multiply_by_quantized_multiplier_double(acc, m, shift)
+        return round_rational(gemmlowp_srdhm(acc * 2**left, m), 2**right, recipe.rounding)
+    if recipe.double_round == "tosa":
+        return tosa_apply_scale_32(acc, m, 31 - shift, double_round=True)
+    return round_rational(acc * m, 2**(31 - shift), recipe.rounding)       # one rounding
+
+
+def round_float_result(v: float, rounding: str) -> int:
+    """The last step of the float recipes: a float rounded to an integer by
+    ``rounding``, clamped to [-2^40, 2^40] (infinities included)."""
+    if math.isinf(v):
+        return 2**40 if v > 0 else -(2**40)
+    return max(-(2**40), min(2**40, round_rational(*v.as_integer_ratio(), rounding)))
+
+
+def scale_by_float(acc: int, real, recipe) -> int:
+    """float(acc) * float(real) in ``float_dtype`` (one IEEE rounding; numpy
+    warns where it overflows to inf), then round_float_result by the
+    recipe's rounding."""
+    ft = np.float32 if recipe.float_dtype == "float32" else np.float64
+    return round_float_result(float(ft(acc) * ft(real)), recipe.rounding)
+
+
+def scale_by_recipe(acc: int, real, recipe) -> int:
+    """acc times the real multiplier, as ``recipe`` says (before the zero
+    point and the clamp)."""
+    if recipe.kind == "float":
+        return scale_by_float(acc, real, recipe)
+    return scale_by_encoded(acc, *encode_multiplier(real, recipe.multiplier_rounding), recipe)
+
+
+def clamp_to(v: int, dtype: str, act_min=None, act_max=None) -> int:
+    """v saturated to the dtype's range, narrowed by a fused activation range."""
+    lo, hi = INT_RANGES[dtype]
+    lo = lo if act_min is None else max(lo, act_min)
+    hi = hi if act_max is None else min(hi, act_max)
+    return max(lo, min(hi, v))
+
+
+def requantize_value(acc: int, real, recipe, zp: int, dtype: str, act_min=None, act_max=None) -> int:
+    """The output stage: clamp(acc * real as the recipe says + zp)."""
+    return clamp_to(scale_by_recipe(acc, real, recipe) + zp, dtype, act_min, act_max)
+
+
+def requantize_channels(acc: np.ndarray, s_x, s_w, s_y, recipe, zp: int, dtype: str,
+                        act_min=None, act_max=None) -> np.ndarray:
+    """The output stage of matmul and conv2d over an array of accumulators
+    whose last axis holds the output channels: channel c is scaled by
+    s_x * s_w[c] / s_y (s_w a scalar: every channel by s_x * s_w / s_y)."""
+    reals = [real_multiplier([s_x, s], s_y, recipe.scale_dtype) for s in np.atleast_1d(s_w)]
+    out = np.empty(acc.shape, np.int64)
+    for idx in np.ndindex(*acc.shape):
+        real = reals[idx[-1]] if len(reals) > 1 else reals[0]
+        out[idx] = requantize_value(int(acc[idx]), real, recipe, int(zp), dtype, act_min, act_max)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Quantize and dequantize (spec/arithmetic.md, equations (14) and (15))
+# ---------------------------------------------------------------------------
+
+def quantize_value(x, scale, zp: int, dtype: str, recipe) -> int:
+    """One element of quantize: x / s or x * (1 / s) as ``recipe``
+    (method, float_dtype) says, each IEEE operation emulated with Fractions,
+    then the recipe's rounding, the zero point and saturation."""
+    lo, hi = INT_RANGES[dtype]
+    s32 = np.float32(scale)
+    if np.isinf(x):
+        v = float(x)                 # +-inf / s and +-inf * (1 / s) keep the sign (s > 0)
+    elif recipe.float_dtype == "float32":
+        xf = to_float32(Fraction(float(x)))
+        if np.isinf(xf):             # a float64 input beyond float32's range
+            v = float(xf)
+        elif recipe.method == "divide":
+            v = float(f32_div(xf, s32))
+        else:
+            v = float(f32_mul(xf, f32_div(1.0, s32)))
+    else:
+        xf = float(x)
+        if recipe.method == "divide":
+            v = f64_div(xf, s32)
+        else:
+            v = f64_mul(xf, f64_div(1.0, s32))
+    if v == np.inf:
+        return hi
+    if v == -np.inf:
+        return lo
+    return min(max(round_fraction(Fraction(v), recipe.rounding) + zp, lo), hi)
+
+
+def dequantize_value(q: int, scale, zp: int) -> np.float32:
+    """The real (q - zp) * float32(s), rounded once to float32 (subnormals
+    and overflow to inf included)."""
+    assert abs(q - zp) < 2**29       # so the product is exact in float64: to_float32 rounds once
+    return to_float32(Fraction(q - zp) * Fraction(float(np.float32(scale))))
+
+
+# ---------------------------------------------------------------------------
+# Pooling windows (avg_pool2d, max_pool2d): NHWC, pads (top, left, bottom, right)
+# ---------------------------------------------------------------------------
+
+def pool_out_size(size, k, s, d, p0, p1) -> int:
+    return (size + p0 + p1 - ((k - 1) * d + 1)) // s + 1
+
+
+def pool_out_shape(x_shape, kernel, strides, dilations, pads) -> tuple:
+    N, H, W, C = x_shape
+    return (N, pool_out_size(H, kernel[0], strides[0], dilations[0], pads[0], pads[2]),
+            pool_out_size(W, kernel[1], strides[1], dilations[1], pads[1], pads[3]), C)
+
+
+def pool_geometry_ok(H, W, kernel, strides, dilations, pads) -> bool:
+    """Valid per the spec: output >= 1 and no window made only of padding."""
+    _, OH, OW, _ = pool_out_shape((1, H, W, 1), kernel, strides, dilations, pads)
+    if OH < 1 or OW < 1:
+        return False
+    rows_ok = all(any(0 <= o * strides[0] - pads[0] + i * dilations[0] < H for i in range(kernel[0]))
+                  for o in range(OH))
+    cols_ok = all(any(0 <= o * strides[1] - pads[1] + j * dilations[1] < W for j in range(kernel[1]))
+                  for o in range(OW))
+    return rows_ok and cols_ok
+
+
+def pool_windows(x, kernel, strides, dilations, pads):
+    """Yield (n, oh, ow, c, [values of the taps inside x]) in Python ints."""
+    N, OH, OW, C = pool_out_shape(x.shape, kernel, strides, dilations, pads)
+    H, W = x.shape[1:3]
+    for n in range(N):
+        for oh in range(OH):
+            for ow in range(OW):
+                for c in range(C):
+                    vals = []
+                    for i in range(kernel[0]):
+                        for j in range(kernel[1]):
+                            r = oh * strides[0] - pads[0] + i * dilations[0]
+                            s = ow * strides[1] - pads[1] + j * dilations[1]
+                            if 0 <= r < H and 0 <= s < W:
+                                vals.append(int(x[n, r, s, c]))
+                    yield n, oh, ow, c, vals
