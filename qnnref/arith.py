@@ -388,12 +388,14 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift, recipe: Recipe) -> 
 
 def combine_scales(numer: list, denom, scale_dtype: str) -> np.ndarray:
     """The real multiplier ``(numer[0] * numer[1] * ...) / denom`` from float32
-    scales, each operation rounded to ``scale_dtype`` (left to right)."""
+    scales, each operation rounded to ``scale_dtype`` (left to right). An
+    overflow gives +inf, which no recipe accepts (prepare_requant refuses it)."""
     ft = np.float32 if scale_dtype == "float32" else np.float64
-    m = np.asarray(numer[0], dtype=np.float32).astype(ft)
-    for s in numer[1:]:
-        m = m * np.asarray(s, dtype=np.float32).astype(ft)
-    return (m / np.asarray(denom, dtype=np.float32).astype(ft)).astype(ft)
+    with np.errstate(over="ignore"):
+        m = np.asarray(numer[0], dtype=np.float32).astype(ft)
+        for s in numer[1:]:
+            m = m * np.asarray(s, dtype=np.float32).astype(ft)
+        return (m / np.asarray(denom, dtype=np.float32).astype(ft)).astype(ft)
 
 
 @dataclass(frozen=True)

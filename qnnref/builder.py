@@ -71,9 +71,7 @@ class GraphBuilder:
             raise ValidationError(f"tensor {t.name!r} already exists")
         if not isinstance(t.name, str) or not t.name:
             raise ValidationError("tensor names must be non-empty strings")
-        dt = dtypes.get(t.dtype, f"tensor {t.name!r}")
-        if t.quant is not None:
-            t.quant.check(dt, t.shape, f"tensor {t.name!r}")
+        t.check(f"tensor {t.name!r}")
         self.tensors[t.name] = t
         return t.name
 
@@ -81,8 +79,9 @@ class GraphBuilder:
     def input(self, name: str, dtype: str, shape, scale=None, zero_point=None, axis=None,
               block_size=None) -> str:
         """Declare a graph input; returns its name."""
-        t = TensorInfo(name, dtype, tuple(int(d) for d in shape),
-                       make_quant(dtype, scale, zero_point, axis, block_size))
+        shape = tuple(int(d) if isinstance(d, (int, np.integer)) and not isinstance(d, bool) else d
+                      for d in shape)
+        t = TensorInfo(name, dtype, shape, make_quant(dtype, scale, zero_point, axis, block_size))
         self._add(t)
         self.inputs.append(name)
         return name

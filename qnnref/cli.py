@@ -48,6 +48,8 @@ def _quant_text(t) -> str:
         return f"scale={float(q.scale):.6g} zp={int(zp)}"
     s = q.scale.astype(np.float64)
     kind = f"axis={q.axis}" if q.block_size is None else f"axis={q.axis} block={q.block_size}"
+    if not s.size:                      # an axis of length 0: no scales at all
+        return f"{kind} (0 scales)"
     zps = "sym" if q.symmetric else f"zp {int(zp.min())}..{int(zp.max())}"
     return f"{kind} scale {s.min():.4g}..{s.max():.4g} ({s.size}) {zps}"
 
@@ -134,6 +136,19 @@ def _load_npy(path: str) -> np.ndarray:
     return arr
 
 
+def _write_npz(path: str, arrays: dict) -> None:
+    """np.savez(path, **arrays), except that any tensor name is a fine key:
+    np.savez would take a tensor named "file" or "allow_pickle" for its own
+    argument (a TypeError, or an array silently left out)."""
+    import zipfile
+    if not path.endswith(".npz"):
+        path += ".npz"                  # as np.savez does
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for name, arr in arrays.items():
+            with z.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+
+
 def cmd_run(args) -> int:
     from . import load
     model = load(args.file, verify=not args.no_verify)
@@ -150,7 +165,7 @@ def cmd_run(args) -> int:
     outputs = model.run(inputs, capture=args.capture)
     dt = time.perf_counter() - t0
     if args.output:
-        np.savez(args.output, **outputs)
+        _write_npz(args.output, outputs)
         print(f"wrote {len(outputs)} tensor(s) to {args.output} ({dt * 1e3:.2f} ms)")
     else:
         for name, arr in outputs.items():

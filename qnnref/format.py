@@ -40,7 +40,7 @@ import numpy as np
 
 from . import dtypes
 from .errors import FormatError, ValidationError
-from .graph import Graph, Node, Quant, TensorInfo
+from .graph import MAX_DIM, MAX_RANK, Graph, Node, Quant, TensorInfo
 
 # --------------------------------------------------------------------------
 # Constants of the layout (spec/format.md, "Byte layout")
@@ -59,9 +59,8 @@ DIGEST_SIZE = 32                        # SHA-256 trailer
 _PREAMBLE = struct.Struct("<8sHHQQ")    # magic, major, minor, H, L
 PREAMBLE_SIZE = _PREAMBLE.size          # 28
 
-# Limits on what a header may claim (spec/format.md, "Limits").
-MAX_RANK = 32
-MAX_DIM = 2**31 - 1
+# Limits on what a header may claim (spec/format.md, "Limits"); MAX_RANK and
+# MAX_DIM come from qnnref.graph, which applies them to graphs in memory too.
 MAX_ELEMENTS = 2**40
 MAX_JSON_DEPTH = 64                     # nesting of attrs / metadata values
 

@@ -7,6 +7,7 @@ structural checks; operator semantics live in qnnref/ops/.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,33 @@ import numpy as np
 
 from . import dtypes
 from .errors import FormatError, ValidationError
+
+#: The model size limit (spec/format.md, "Limits"): the most elements that a
+#: tensor the runtime computes may have -- every graph input and node output
+#: -- and every working array an operator's reference materializes (a padded
+#: conv2d input, the im2col patches, the taps of all pooling windows). A model
+#: that declares more is invalid: refused when it is loaded or built, before
+#: anything is allocated. 2^28 int64 working values are 2 GiB. Constants are
+#: exempt: they already exist (in the file, memory-mapped). Read at validation
+#: time, so a program may change it.
+MAX_TENSOR_ELEMENTS = 2**28
+
+#: The highest rank of a shape and the largest dimension (also block size)
+#: of a tensor, in memory as in a file (spec/format.md, "Limits").
+MAX_RANK = 32
+MAX_DIM = 2**31 - 1
+
+
+def element_count(shape) -> int:
+    """Number of elements of ``shape``, in exact Python integers (never overflows)."""
+    return math.prod(int(d) for d in shape)
+
+
+def check_element_count(count: int, what: str) -> None:
+    """ValidationError (naming ``what``) if ``count`` exceeds MAX_TENSOR_ELEMENTS."""
+    if count > MAX_TENSOR_ELEMENTS:
+        raise ValidationError(f"{what} would have {count} elements, beyond the model size limit "
+                              f"of {MAX_TENSOR_ELEMENTS} (qnnref.graph.MAX_TENSOR_ELEMENTS)")
 
 
 @dataclass
@@ -90,6 +118,9 @@ class Quant:
         if scale.dtype == np.float16 and self.block_size is None:
             raise ValidationError(f"{where}: float16 scales are allowed only for blocked quantization")
         rank = len(shape)
+        for name in ("axis", "block_size"):
+            if isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValidationError(f"{where}: quantization {name} must be an integer, not a boolean")
         if self.axis is None:
             if self.block_size is not None:
                 raise ValidationError(f"{where}: block_size needs an axis")
@@ -101,8 +132,9 @@ class Quant:
             if self.block_size is None:
                 want = (shape[self.axis],)
             else:
-                if not isinstance(self.block_size, int) or self.block_size < 1:
-                    raise ValidationError(f"{where}: block_size must be a positive integer, got {self.block_size!r}")
+                if not isinstance(self.block_size, int) or not 1 <= self.block_size <= MAX_DIM:
+                    raise ValidationError(f"{where}: block_size must be an integer in [1, {MAX_DIM}], "
+                                          f"got {self.block_size!r}")
                 want = list(shape)
                 want[self.axis] = -(-shape[self.axis] // self.block_size)
                 want = tuple(want)
@@ -136,11 +168,45 @@ class TensorInfo:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return element_count(self.shape)
 
     @property
     def is_constant(self) -> bool:
         return self.data is not None
+
+    def check(self, where: str) -> dtypes.DType:
+        """Raise ValidationError unless the tensor is well typed: a known
+        dtype; a shape of at most MAX_RANK integers in [0, MAX_DIM]; a non-constant
+        within MAX_TENSOR_ELEMENTS; constant data of the in-memory dtype,
+        range and shape the tensor declares; quantization that fits.
+        (A file reader checks all this too; graphs built in memory may not be.)"""
+        dt = dtypes.get(self.dtype, where)
+        shape = self.shape
+        if not isinstance(shape, (tuple, list)) or any(
+                isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) for d in shape):
+            raise ValidationError(f"{where}: shape must be a tuple of integers, got {shape!r}")
+        if len(shape) > MAX_RANK:
+            raise ValidationError(f"{where}: rank {len(shape)} exceeds the limit {MAX_RANK}")
+        if any(not 0 <= d <= MAX_DIM for d in shape):
+            raise ValidationError(f"{where}: shape {list(shape)} has a dimension outside [0, {MAX_DIM}]")
+        shape = tuple(int(d) for d in shape)
+        if self.data is None:
+            check_element_count(element_count(shape), f"{where}: shape {list(shape)}")
+        else:
+            data = self.data
+            if not isinstance(data, np.ndarray) or data.dtype != dt.numpy or data.shape != shape:
+                got = (f"{data.dtype}{list(data.shape)}" if isinstance(data, np.ndarray)
+                       else type(data).__name__)
+                raise ValidationError(f"{where}: constant data must be a numpy {dt.numpy} array of shape "
+                                      f"{list(shape)} (a {dt} tensor), got {got}")
+            if not dtypes.check_array(data, dt):
+                raise ValidationError(f"{where}: constant data has values outside the {dt} range "
+                                      f"[{dt.min}, {dt.max}]")
+        if self.quant is not None:
+            if not isinstance(self.quant, Quant):
+                raise ValidationError(f"{where}: quant must be a Quant, got {type(self.quant).__name__}")
+            self.quant.check(dt, shape, where)
+        return dt
 
     def describe(self) -> str:
         """Short text such as ``int8[1,8,8,1] q(s=0.0078, zp=-128)``."""
@@ -179,9 +245,30 @@ class Graph:
     outputs: list[str]
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def _check_types(self, where: str) -> None:
+        """The containers hold what they should (a file reader guarantees
+        this; a graph built in memory may not)."""
+        def names_ok(v, allow_empty: bool) -> bool:
+            return isinstance(v, (list, tuple)) and all(
+                isinstance(i, str) and (allow_empty or i) for i in v)
+        if not isinstance(self.tensors, dict) or not all(
+                isinstance(k, str) and isinstance(t, TensorInfo) for k, t in self.tensors.items()):
+            raise FormatError(f"{where}: tensors must be a dict of name -> TensorInfo")
+        if not isinstance(self.nodes, (list, tuple)) or not all(isinstance(n, Node) for n in self.nodes):
+            raise FormatError(f"{where}: nodes must be a list of Node")
+        for n in self.nodes:
+            if not (isinstance(n.name, str) and n.name and isinstance(n.op, str)
+                    and names_ok(n.inputs, True) and names_ok(n.outputs, False)):
+                raise FormatError(f"{where}: node {n.name!r}: name and op must be strings, inputs and "
+                                  f"outputs lists of tensor names (got op {n.op!r}, inputs {n.inputs!r}, "
+                                  f"outputs {n.outputs!r})")
+        if not names_ok(self.inputs, False) or not names_ok(self.outputs, False):
+            raise FormatError(f"{where}: graph inputs and outputs must be lists of tensor names")
+
     def check_structure(self, where: str = "model") -> None:
         """Structural checks: every name is defined once, nothing dangles,
         nodes are acyclic and in topological order. Raises FormatError."""
+        self._check_types(where)
         names = set(self.tensors)
         for t_name, t in self.tensors.items():
             if t.name != t_name:

@@ -42,23 +42,26 @@ class IOSpec:
 def validate_graph(graph: Graph, where: str = "model") -> list[NodeContext]:
     """Check a structurally sound graph as a model (ERROR_IF conditions) and
     prepare every node. Returns the node contexts in execution order."""
+    if not isinstance(graph.metadata, dict):
+        raise ValidationError(f"{where}: metadata must be a dict, got {type(graph.metadata).__name__}")
     profile = get_profile(graph.metadata.get("profile", DEFAULT_PROFILE), where)
     for t in graph.tensors.values():
-        dt = dtypes.get(t.dtype, f"{where}: tensor {t.name!r}")
-        if t.quant is not None:
-            t.quant.check(dt, t.shape, f"{where}: tensor {t.name!r}")
+        t.check(f"{where}: tensor {t.name!r}")
     contexts = []
     for node in graph.nodes:
-        ctx = make_context(node, graph.tensors, profile)
-        op = get_op(node.op, ctx.where())
-        inferred = op.infer(ctx)
-        for (dtype, shape), name in zip(inferred, node.outputs):
-            t = graph.tensors[name]
-            if t.dtype != dtype or tuple(t.shape) != tuple(shape):
-                raise ValidationError(
-                    f"{where}: {ctx.where()}: output {name!r} is declared {t.dtype}{list(t.shape)} "
-                    f"but the operator produces {dtype}{list(shape)}")
-        op.prepare(ctx)
+        try:
+            ctx = make_context(node, graph.tensors, profile)
+            op = get_op(node.op, ctx.where())
+            inferred = op.infer(ctx)
+            for (dtype, shape), name in zip(inferred, node.outputs):
+                t = graph.tensors[name]
+                if t.dtype != dtype or tuple(t.shape) != tuple(shape):
+                    raise ctx.error(f"output {name!r} is declared {t.dtype}{list(t.shape)} "
+                                    f"but the operator produces {dtype}{list(shape)}")
+            op.prepare(ctx)
+        except ValidationError as e:
+            # operators name the node; the message also names the file
+            raise ValidationError(f"{where}: {e}") from None
         contexts.append(ctx)
     return contexts
 
@@ -73,6 +76,8 @@ class Model:
         self.digest = digest
         self._source = source            # keeps a memory map alive
         where = path or "model"
+        if not isinstance(graph, Graph):
+            raise ValidationError(f"{where}: expected a qnnref.Graph, got {type(graph).__name__}")
         graph.check_structure(where)
         self._contexts = validate_graph(graph, where)
         self._ops = [get_op(c.node.op, "") for c in self._contexts]

@@ -144,6 +144,10 @@ class Conv2D(Op):
             raise ctx.error(f"empty output: the dilated kernel ({dilations[0] * (kh - 1) + 1} x "
                             f"{dilations[1] * (kw - 1) + 1}) does not fit the padded input "
                             f"({h + pads[0] + pads[2]} x {wd + pads[1] + pads[3]})")
+        # The reference materializes the padded input and the im2col patches
+        # (it loops over the KH*KW taps even when N*C_in is 0).
+        ctx.check_size(n * (h + pads[0] + pads[2]) * (wd + pads[1] + pads[3]) * c_in, "the padded input x")
+        ctx.check_size(max(n * c_in, 1) * oh * ow * kh * kw, "the im2col patches (N*OH*OW*KH*KW*C_in)")
         check_bias(ctx, 2, c_out, "C_out")
         dtype = check_out_dtype(ctx, x.dtype)
         return [(dtype, (n, oh, ow, c_out))]

@@ -63,10 +63,14 @@ def max_pool2d(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
 # Pool geometry validation (shared with avg_pool2d)
 # ---------------------------------------------------------------------------
 
-def window_taps(o: int, stride: int, pad: int, k: int, dilation: int, size: int) -> list[int]:
-    """Input indices of the taps of output position ``o`` that lie inside [0, size)."""
-    taps = [o * stride - pad + i * dilation for i in range(k)]
-    return [t for t in taps if 0 <= t < size]
+def window_taps(o: int, stride: int, pad: int, k: int, dilation: int, size: int) -> range:
+    """Input indices of the taps of output position ``o`` that lie inside [0, size):
+    the ``o * stride - pad + i * dilation`` for i in [0, k) that are in range,
+    found in O(1) (``k`` may be huge in an invalid model)."""
+    start = o * stride - pad
+    first = max(0, -(start // dilation))                 # smallest i with start + i * dilation >= 0
+    last = min(k - 1, (size - 1 - start) // dilation)    # largest i with start + i * dilation < size
+    return range(start + first * dilation, start + max(last + 1, first) * dilation, dilation)
 
 
 def check_pool_geometry(ctx, shape) -> tuple[int, int]:
@@ -74,7 +78,8 @@ def check_pool_geometry(ctx, shape) -> tuple[int, int]:
 
     ERROR_IF: rank != 4; kernel, strides, dilations not 2 positive ints; pads
     not 4 non-negative ints; an output size < 1; a window with no tap inside
-    the input (it would see only padding)."""
+    the input (it would see only padding); more taps in all windows than the
+    model size limit."""
     if len(shape) != 4:
         raise ctx.error(f"input must be NHWC (rank 4), got shape {list(shape)}")
     a = ctx.attrs
@@ -90,6 +95,10 @@ def check_pool_geometry(ctx, shape) -> tuple[int, int]:
     if OH < 1 or OW < 1:
         raise ctx.error(f"the window ({kh}x{kw}, dilations {[dh, dw]}) does not fit the padded "
                         f"input {H}x{W} with pads {a['pads']}: output size {OH}x{OW}")
+    # The reference visits every tap of every window (N*C counted as at least
+    # 1: it loops over the windows even when there are none).
+    ctx.check_size(max(shape[0] * shape[3], 1) * OH * OW * kh * kw,
+                   "the taps of all pooling windows (N*OH*OW*KH*KW*C)")
     for o in range(OH):
         if not window_taps(o, sh, pt, kh, dh, H):
             raise ctx.error(f"output row {o} has a window made only of padding "

@@ -7,6 +7,8 @@ pooling of an NHWC tensor is ``mean`` over axes [1, 2].
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dtypes
@@ -22,11 +24,13 @@ def mean_multiplier(s_x, s_y, count: int, scale_dtype: str) -> np.ndarray:
     """The real multiplier ``s_x / (s_y * count)`` from float32 scales, each
     operation rounded to ``scale_dtype`` (float64: ``s_y * count`` is exact
     for count < 2^29, so the result is s_x / (s_y * count) correctly rounded;
-    float32: as ONNX Runtime's QLinearGlobalAveragePool forms it)."""
+    float32: as ONNX Runtime's QLinearGlobalAveragePool forms it). An
+    overflow gives +inf, which no recipe accepts (prepare_requant refuses it)."""
     ft = np.float32 if scale_dtype == "float32" else np.float64
     sx = np.asarray(s_x, dtype=np.float32).astype(ft)
     sy = np.asarray(s_y, dtype=np.float32).astype(ft)
-    return (sx / (sy * ft(count))).astype(ft)
+    with np.errstate(over="ignore"):
+        return (sx / (sy * ft(count))).astype(ft)
 
 
 def mean(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, x_zero_point: int,
@@ -72,7 +76,7 @@ class Mean(Op):
         if rank < 1:
             raise ctx.error("input x must have rank >= 1")
         axes = normalize_axes(ctx, ctx.attrs["axes"], rank)
-        count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+        count = math.prod(x.shape[a] for a in axes)      # exact: Python integers
         if count == 0:
             raise ctx.error(f"the averaged axes {list(axes)} of shape {list(x.shape)} hold no element")
         if ctx.attrs["keepdims"]:
@@ -86,7 +90,7 @@ class Mean(Op):
         qx = ctx.require_quant(x, "input x")
         qy = ctx.out_quant()
         axes = normalize_axes(ctx, ctx.attrs["axes"], len(x.shape))
-        count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+        count = math.prod(x.shape[a] for a in axes)      # exact: Python integers
         real = mean_multiplier(scale(qx), scale(qy), count, ctx.recipe.scale_dtype)
         try:
             params = prepare_requant(real, ctx.recipe)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import dtypes
+from .. import graph as _graph
 from ..arith import QuantizeRecipe, Recipe
 from ..errors import RuntimeCheckError, ValidationError
 from ..graph import Node, Quant, TensorInfo
@@ -107,6 +108,11 @@ class NodeContext:
             raise self.error(f"input {i} is required")
         return t
 
+    def check_size(self, count: int, what: str) -> None:
+        """ERROR_IF a working array of ``count`` elements would exceed the
+        model size limit (qnnref.graph.MAX_TENSOR_ELEMENTS)."""
+        _graph.check_element_count(count, f"{self.where()}: {what}")
+
     def require_dtype(self, t: TensorInfo, allowed, role: str) -> None:
         if t.dtype not in allowed:
             raise self.error(f"{role} {t.name!r} has dtype {t.dtype}; allowed: {', '.join(allowed)}")
@@ -169,9 +175,19 @@ def register(cls):
 
 
 def get_op(name: str, where: str) -> Op:
-    if name not in OPS:
+    if not isinstance(name, str) or name not in OPS:
         raise ValidationError(f"{where}: unknown operator {name!r}")
     return OPS[name]
+
+
+def _is_float64(v) -> bool:
+    """True when the number ``v`` converts to a float64 (a JSON integer beyond
+    ~1.8e308 does not). Ranges, finiteness included, are the operators' to check."""
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
 
 
 def check_attrs(op: Op, node: Node, where: str) -> dict[str, Any]:
@@ -182,7 +198,7 @@ def check_attrs(op: Op, node: Node, where: str) -> dict[str, Any]:
     decl = {a.name: a for a in (*op.attrs, *COMMON_ATTRS)}
     unknown = set(node.attrs) - set(decl)
     if unknown:
-        raise ValidationError(f"{where}: unknown attribute(s) {sorted(unknown)} "
+        raise ValidationError(f"{where}: unknown attribute(s) {sorted(unknown, key=str)} "
                               f"(known: {sorted(decl)})")
     out = {}
     for name, a in decl.items():
@@ -193,6 +209,8 @@ def check_attrs(op: Op, node: Node, where: str) -> dict[str, Any]:
                 ok = all(isinstance(e, int) and not isinstance(e, bool) for e in v)
             if a.kind == "floats" and ok:
                 ok = all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v)
+            if a.kind in ("float", "floats") and ok:
+                ok = all(_is_float64(e) for e in (v if a.kind == "floats" else [v]))
             if a.default is None and v is None:
                 ok = True
             if not ok:

@@ -45,6 +45,11 @@ class Requantize(Op):
         x, y = ctx.inputs[0], ctx.outputs[0]
         qx = ctx.require_quant(x, "input x", ("per-tensor", "per-axis"))
         qy = ctx.require_quant(y, "output", ("per-tensor", "per-axis"))
+        if x.dtype == "int32" and np.any(zero_point(qx)):
+            # x - zp_x would not fit int32, beyond what the recipes admit
+            # (|acc| <= 2^31; int64 products could wrap), and int32 tensors
+            # (biases, accumulators) are symmetric in every framework.
+            raise ctx.error(f"input x {x.name!r} is int32: its zero point must be 0")
         if qx.axis is not None and qy.axis is not None and qx.axis != qy.axis:
             raise ctx.error(f"input and output are quantized on different axes ({qx.axis} vs {qy.axis})")
         axis = qx.axis if qx.axis is not None else qy.axis

@@ -4,6 +4,8 @@ Exact by construction: no arithmetic, the values are copied unchanged.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dtypes
@@ -24,12 +26,12 @@ def resolve_shape(ctx, in_shape, shape) -> tuple[int, ...]:
     """The output shape: ``shape`` with its -1 (at most one) replaced by the
     size that keeps the element count. 0 is an ordinary length, never "copy
     the input's dimension" (ONNX's allowzero=0 meaning)."""
-    size = int(np.prod(in_shape, dtype=np.int64))
+    size = math.prod(in_shape)
     if any(d < -1 for d in shape):
         raise ctx.error(f"attribute 'shape' {shape}: lengths must be >= 0, or -1 (once)")
     if shape.count(-1) > 1:
         raise ctx.error(f"attribute 'shape' {shape}: at most one -1")
-    known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+    known = math.prod(d for d in shape if d != -1)    # exact: Python integers
     if -1 in shape:
         if known == 0:
             raise ctx.error(f"attribute 'shape' {shape}: -1 is ambiguous next to a 0 length")
