@@ -253,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"qnnref: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (e.g. `qnnref inspect m.qnn | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("qnnref: interrupted", file=sys.stderr)
         return 130

@@ -30,6 +30,9 @@ class IOSpec:
     shape: tuple[int, ...]
     quant: Any  # qnnref.graph.Quant or None
 
+    def __str__(self) -> str:
+        return f"{self.name}: " + TensorInfo(self.name, self.dtype, self.shape, self.quant).describe()
+
     @property
     def scale(self):
         return None if self.quant is None else self.quant.scale
