@@ -96,9 +96,10 @@ def max_abs_centered(dtype_name: str, zp: int) -> int:
     return max(zp - dt.min, dt.max - zp)
 
 
-@register
-class Add(Op):
-    name = "add"
+class BinaryOp(Op):
+    """What add and mul share: two quantized inputs of one dtype that
+    broadcast, a per-tensor quantized output, a fused activation range."""
+
     inputs = (Slot("a", doc="quantized tensor"), Slot("b", doc="quantized tensor"))
     outputs = (Slot("y", doc="quantized tensor, the broadcast shape of a and b"),)
     attrs = (Attr("act_min", "int", None, ACT_ATTRS_DOC),
@@ -107,16 +108,28 @@ class Add(Op):
     def infer(self, ctx):
         return infer_binary(ctx)
 
+    def prepare_common(self, ctx):
+        """Check the three quantizations; store the activation range and the
+        zero points (int64) in ctx.prepared; return (qa, qb, qy)."""
+        qa = ctx.require_quant(ctx.inputs[0], "input a")
+        qb = ctx.require_quant(ctx.inputs[1], "input b")
+        qy = ctx.out_quant(0)
+        p = ctx.prepared
+        p["act"] = act_range(ctx)
+        p["a_zp"], p["b_zp"], p["y_zp"] = (zero_point(q).astype(np.int64) for q in (qa, qb, qy))
+        return qa, qb, qy
+
+
+@register
+class Add(BinaryOp):
+    name = "add"
+
     def prepare(self, ctx):
         a, b = ctx.inputs[0], ctx.inputs[1]
-        qa = ctx.require_quant(a, "input a")
-        qb = ctx.require_quant(b, "input b")
-        qy = ctx.out_quant(0)
-        ctx.prepared["act"] = act_range(ctx)
+        qa, qb, qy = self.prepare_common(ctx)
         recipe = ctx.recipe
         s_a, s_b, s_y = scale(qa), scale(qb), scale(qy)
         p = ctx.prepared
-        p["a_zp"], p["b_zp"], p["y_zp"] = (zero_point(q).astype(np.int64) for q in (qa, qb, qy))
         if recipe.kind == "float":
             # (x - zp) * s_x must be finite, or inf - inf could make a NaN.
             ft = np.float32 if recipe.float_dtype == "float32" else np.float64

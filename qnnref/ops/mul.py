@@ -17,9 +17,9 @@ from ..arith import (
     requantize_output,
 )
 from ..errors import ValidationError
-from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
-from .add import infer_binary, max_abs_centered
-from .registry import Attr, Op, Slot, register
+from ._common import scale
+from .add import BinaryOp, max_abs_centered
+from .registry import register
 
 
 def mul(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point, params: RequantParams,
@@ -36,24 +36,13 @@ def mul(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point, params: Requan
 
 
 @register
-class Mul(Op):
+class Mul(BinaryOp):
     name = "mul"
-    inputs = (Slot("a", doc="quantized tensor"), Slot("b", doc="quantized tensor"))
-    outputs = (Slot("y", doc="quantized tensor, the broadcast shape of a and b"),)
-    attrs = (Attr("act_min", "int", None, ACT_ATTRS_DOC),
-             Attr("act_max", "int", None, ACT_ATTRS_DOC))
-
-    def infer(self, ctx):
-        return infer_binary(ctx)
 
     def prepare(self, ctx):
         a, b = ctx.inputs[0], ctx.inputs[1]
-        qa = ctx.require_quant(a, "input a")
-        qb = ctx.require_quant(b, "input b")
-        qy = ctx.out_quant(0)
+        qa, qb, qy = self.prepare_common(ctx)
         p = ctx.prepared
-        p["act"] = act_range(ctx)
-        p["a_zp"], p["b_zp"], p["y_zp"] = (zero_point(q).astype(np.int64) for q in (qa, qb, qy))
         # The int32 accumulator contract, checked once for every input value.
         bound = max_abs_centered(a.dtype, int(p["a_zp"])) * max_abs_centered(b.dtype, int(p["b_zp"]))
         if bound > INT32_MAX:
