@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..arith import RequantParams, check_accumulator, requantize_output
-from ..errors import RuntimeCheckError
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
 from .matmul import (A_DTYPES, B_DTYPES, centered, check_bias, check_bias_quant, check_out_dtype,
                      check_profile, exact_matmul, prepare_params)
@@ -175,9 +174,6 @@ class Conv2D(Op):
         p = ctx.prepared
         x, w = args[0], args[1]
         bias = args[2] if len(args) > 2 else None
-        try:
-            y = conv2d(x, p["x_zp"], w, p["w_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
-                       *p["geometry"], *p["act"], w_matrix=p["w_matrix"])
-        except RuntimeCheckError as e:
-            raise ctx.runtime_error(str(e)) from None
+        y = conv2d(x, p["x_zp"], w, p["w_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
+                   *p["geometry"], *p["act"], w_matrix=p["w_matrix"])
         return [y]
