@@ -12,6 +12,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 import qnnref
 from qnnref import GraphBuilder
@@ -39,21 +40,43 @@ def conv_model(h, w_, cin, cout, rng, groups=1):
     return b.build(), xs
 
 
-def check_gemm(model, x, w):
-    """Validate before timing: recompute the output independently in int64
-    (exact accumulators, then the qnnref profile's single-rounding, ties-up
-    requantization written out as (acc * M + 2^(t-1)) >> t)."""
+def expected_output(model, acc, w_name, y_zero_point):
+    """The qnnref profile's requantization written out independently:
+    single rounding, ties up, (acc * M + 2^(t-1)) >> t with t = 31 - shift."""
     from qnnref.arith import combine_scales, quantize_multiplier
     g = model.graph
-    bias = g.tensors["bias"].data.astype(np.int64)
-    acc = (x.astype(np.int64) - 128) @ w.astype(np.int64) + bias
-    assert np.abs(acc).max() < 2**31
-    real = combine_scales([g.tensors["a"].quant.scale, g.tensors["w"].quant.scale], g.tensors["y"].quant.scale,
-                          "float64")
+    x_name = model.inputs[0].name
+    real = combine_scales([g.tensors[x_name].quant.scale, g.tensors[w_name].quant.scale],
+                          g.tensors["y"].quant.scale, "float64")
     mult, shift = quantize_multiplier(real)
     t = 31 - shift.astype(np.int64)
-    want = np.clip(((acc * mult + (np.int64(1) << (t - 1))) >> t) + 3, -128, 127)
-    assert np.array_equal(model.run(x)["y"], want.astype(np.int8))
+    return np.clip(((acc * mult + (np.int64(1) << (t - 1))) >> t) + y_zero_point, -128, 127).astype(np.int8)
+
+
+def check_gemm(model, x, w):
+    """Validate before timing: exact int64 accumulators, then the profile's
+    requantization, compared bit for bit with the model's output."""
+    acc = (x.astype(np.int64) - 128) @ w.astype(np.int64) + model.graph.tensors["bias"].data.astype(np.int64)
+    assert np.abs(acc).max() < 2**31
+    assert np.array_equal(model.run(x)["y"], expected_output(model, acc, "w", 3))
+
+
+def check_conv(model, x, groups):
+    """Validate before timing: the exact accumulators summed tap by tap in
+    int64 (no im2col, no BLAS), then the profile's requantization."""
+    w = model.graph.tensors["w"].data.astype(np.int64)
+    c_out, kh, kw, cg = w.shape
+    n, h, wd, _ = x.shape
+    xp = np.pad(x.astype(np.int64) + 3, ((0, 0), (1, 1), (1, 1), (0, 0)))   # x - zp_x, zero-padded
+    acc = np.zeros((n, h, wd, c_out), np.int64)
+    per_group = c_out // groups
+    for p in range(kh):
+        for q in range(kw):
+            tap = xp[:, p:p + h, q:q + wd, :]
+            for g in range(groups):
+                acc[..., g * per_group:(g + 1) * per_group] += (
+                    tap[..., g * cg:(g + 1) * cg] @ w[g * per_group:(g + 1) * per_group, p, q, :].T)
+    assert np.array_equal(model.run(x)["y"], expected_output(model, acc, "w", 0))
 
 
 def median_seconds(fn, repeat=7):
@@ -67,35 +90,31 @@ def median_seconds(fn, repeat=7):
 
 # -- pytest-benchmark ---------------------------------------------------------
 
-def test_gemm_512(benchmark):
-    rng = np.random.default_rng(0)
-    model, x, w = gemm_model(512, 512, 512, rng)
+def record_gops(benchmark, ops):
+    """GOPS in the saved report (no stats when run with --benchmark-disable)."""
+    if benchmark.stats is not None:
+        benchmark.extra_info["GOPS"] = ops / benchmark.stats["median"] / 1e9
+
+
+GEMMS = {"gemm_512": ((512, 512, 512), "int8"), "gemm_512_int4": ((512, 512, 512), "int4"),
+         "gemv_4096": ((1, 4096, 4096), "int8")}
+
+
+@pytest.mark.parametrize("case", GEMMS)
+def test_gemm(benchmark, case):
+    (m, k, n), w_dtype = GEMMS[case]
+    model, x, w = gemm_model(m, k, n, np.random.default_rng(0), w_dtype)
     check_gemm(model, x, w)
     benchmark(model.run, x)
-    benchmark.extra_info["GOPS"] = 2 * 512**3 / benchmark.stats["median"] / 1e9
-
-
-def test_gemm_512_int4(benchmark):
-    rng = np.random.default_rng(0)
-    model, x, w = gemm_model(512, 512, 512, rng, "int4")
-    check_gemm(model, x, w)
-    benchmark(model.run, x)
-    benchmark.extra_info["GOPS"] = 2 * 512**3 / benchmark.stats["median"] / 1e9
-
-
-def test_gemv_4096(benchmark):
-    rng = np.random.default_rng(0)
-    model, x, w = gemm_model(1, 4096, 4096, rng)
-    check_gemm(model, x, w)
-    benchmark(model.run, x)
-    benchmark.extra_info["GOPS"] = 2 * 4096**2 / benchmark.stats["median"] / 1e9
+    record_gops(benchmark, 2 * m * n * k)
 
 
 def test_conv_56x56x64(benchmark):
     rng = np.random.default_rng(0)
     model, x = conv_model(56, 56, 64, 64, rng)
+    check_conv(model, x, 1)
     benchmark(model.run, x)
-    benchmark.extra_info["GOPS"] = 2 * 56 * 56 * 64 * 64 * 9 / benchmark.stats["median"] / 1e9
+    record_gops(benchmark, 2 * 56 * 56 * 64 * 64 * 9)
 
 
 def test_bundled_digits(benchmark):
@@ -120,6 +139,7 @@ def main() -> int:
     for name, args, groups in [("conv 1x56x56x64 3x3 64->64", (56, 56, 64, 64), 1),
                                ("depthwise 3x3 1x56x56x128", (56, 56, 128, 128), 128)]:
         model, x = conv_model(*args, rng, groups=groups)
+        check_conv(model, x, groups)
         t = median_seconds(lambda: model.run(x))
         macs = 56 * 56 * args[3] * 9 * (args[2] // groups)
         rows.append((name, 2 * macs / t / 1e9, t * 1e3))
