@@ -1,41 +1,75 @@
-"""Build script: only the table of C++ extensions and their per-ISA flags.
+"""Build script: the C++ extension, its sources and their per-ISA flags.
 
 Everything else (metadata, dependencies) is in pyproject.toml.
 
 Kernels are compiled per instruction set in separate translation units, each
 with its own flags, and chosen at run time by CPU detection, so the built
-package runs on any x86-64 CPU: never -march=native. Float requantization is
-compiled with -ffp-contract=off so float paths give identical bits on every
-ISA (no fused multiply-add).
-
-The table is empty until the kernels land (issue 3); the build then needs
-only setuptools.
+package runs on any x86-64 CPU: never -march=native. A source file named
+``*_avx2.cpp`` is compiled with ISA_FLAGS["avx2"]; every other file with the
+baseline flags only (x86-64: SSE2). Everything is compiled with
+-ffp-contract=off and -fno-fast-math so that float requantization gives
+identical bits on every ISA (no fused multiply-add, no reassociation).
 """
-from setuptools import setup
+import glob
+import os
+import sys
 
-COMMON_FLAGS = ["-O2", "-std=c++17", "-ffp-contract=off", "-fno-fast-math"]
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+COMMON_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno",
+                "-Wall", "-Wno-unused-function", "-Wno-sign-compare", "-pthread"]
 ISA_FLAGS = {
     "scalar": [],
     "avx2": ["-mavx2", "-mfma", "-mbmi2"],
 }
+KERNEL_DIR = os.path.join("qnnref", "_kernels")
 
-# (module name, sources, isa) -- filled by the kernels issue.
-EXTENSIONS: list[tuple[str, list[str], str]] = []
+# (module name, sources): one extension; each source's ISA is its name's suffix.
+EXTENSIONS = [
+    ("qnnref._kernels._ext",
+     [os.path.join(KERNEL_DIR, "_ext.pyx")] + sorted(glob.glob(os.path.join(KERNEL_DIR, "src", "*.cpp")))),
+]
+
+
+def isa_of(source: str) -> str:
+    stem = os.path.splitext(os.path.basename(source))[0]
+    return "avx2" if stem.endswith("_avx2") else "scalar"
+
+
+class BuildExtPerIsa(build_ext):
+    """build_ext that adds ISA_FLAGS[isa_of(source)] to each source's compile."""
+
+    def build_extensions(self):
+        compiler = self.compiler
+        original = compiler._compile
+
+        def _compile(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            flags = list(extra_postargs or []) + ISA_FLAGS[isa_of(src)]
+            return original(obj, src, ext, cc_args, flags, pp_opts)
+
+        compiler._compile = _compile
+        try:
+            super().build_extensions()
+        finally:
+            compiler._compile = original
 
 
 def ext_modules():
-    if not EXTENSIONS:
-        return []
+    if sys.platform == "win32" or os.environ.get("QNNREF_NO_KERNELS"):
+        return []  # reference backend only
     import numpy
     from Cython.Build import cythonize
     from setuptools import Extension
 
     exts = [
-        Extension(name, sources, include_dirs=[numpy.get_include(), "qnnref/_kernels/include"],
-                  language="c++", extra_compile_args=COMMON_FLAGS + ISA_FLAGS[isa])
-        for name, sources, isa in EXTENSIONS
+        Extension(name, sources, include_dirs=[numpy.get_include(), os.path.join(KERNEL_DIR, "include")],
+                  language="c++", extra_compile_args=COMMON_FLAGS, extra_link_args=["-pthread"],
+                  depends=sorted(glob.glob(os.path.join(KERNEL_DIR, "include", "qnnref", "*.h"))
+                                 + glob.glob(os.path.join(KERNEL_DIR, "*.pxi"))))
+        for name, sources in EXTENSIONS
     ]
-    return cythonize(exts, language_level=3)
+    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
 
 
-setup(ext_modules=ext_modules())
+setup(ext_modules=ext_modules(), cmdclass={"build_ext": BuildExtPerIsa})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import FormatError, QnnError, RuntimeCheckError, ValidationError  # noqa: E402
+from .errors import CrossCheckError, FormatError, QnnError, RuntimeCheckError, ValidationError  # noqa: E402
 from .graph import Graph, Node, Quant, TensorInfo  # noqa: E402
 from .builder import GraphBuilder  # noqa: E402
 from .interpreter import IOSpec, Model  # noqa: E402
@@ -19,20 +19,36 @@ from .profiles import PROFILES, Profile  # noqa: E402
 from .arith import QuantizeRecipe, Recipe  # noqa: E402
 
 __all__ = [
-    "load", "save", "bundled_model", "Model", "GraphBuilder", "Graph", "Node", "Quant",
+    "load", "save", "kernels_info", "CrossCheckError", "bundled_model", "Model", "GraphBuilder", "Graph", "Node", "Quant",
     "TensorInfo", "IOSpec", "QnnError", "FormatError", "ValidationError", "RuntimeCheckError",
     "Recipe", "QuantizeRecipe", "Profile", "PROFILES", "__version__",
 ]
 
 
-def load(path, verify: bool = True) -> Model:
+def load(path, verify: bool = True, *, backend: str | None = None, isa: str | None = None,
+         threads: int | None = None) -> Model:
     """Load and validate a .qnn file. Weights are memory-mapped, not copied.
 
     ``verify=False`` skips the SHA-256 checks of the file and its blobs
-    (faster for large trusted files; structure is still fully validated)."""
+    (faster for large trusted files; structure is still fully validated).
+
+    ``backend``: ``"kernels"`` (the default when the C++ kernels are built),
+    ``"reference"`` or ``"cross-check"`` (both, compared node by node);
+    default ``$QNNREF_BACKEND``. ``isa``: ``"scalar"`` or ``"avx2"`` (default
+    ``$QNNREF_ISA``, else the best this CPU has). ``threads``: kernel threads
+    (default ``$QNNREF_THREADS``, else 1); results are bit-identical for any
+    thread count."""
     from . import format as _format
     loaded = _format.read_graph(path, verify=verify)
-    return Model(loaded.graph, path=str(path), digest=loaded.digest, source=loaded)
+    return Model(loaded.graph, path=str(path), digest=loaded.digest, source=loaded,
+                 backend=backend, isa=isa, threads=threads)
+
+
+def kernels_info() -> dict:
+    """The compiled kernels here: ``built``, ``isa`` (used by default),
+    ``available_isas``, ``default_backend``, ``operators`` with a kernel."""
+    from ._kernels import kernels_info as _info
+    return _info()
 
 
 def save(model_or_graph, path) -> str:

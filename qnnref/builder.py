@@ -156,7 +156,8 @@ class GraphBuilder:
         g.check_structure("GraphBuilder")
         return g
 
-    def build(self):
-        """A validated, runnable ``qnnref.Model`` of the graph so far."""
+    def build(self, **options):
+        """A validated, runnable ``qnnref.Model`` of the graph so far.
+        ``options``: ``backend``, ``isa``, ``threads`` (as for ``qnnref.load``)."""
         from .interpreter import Model
-        return Model(self.graph())
+        return Model(self.graph(), **options)

@@ -24,3 +24,8 @@ class RuntimeCheckError(QnnError):
     """A runtime precondition failed while running a valid model: wrong input
     dtype or shape, int32 accumulator overflow, ... (the spec's REQUIRE
     conditions)."""
+
+
+class CrossCheckError(QnnError):
+    """The ``cross-check`` backend found a node whose kernel output differs
+    from the reference's (a bug in qnnref: please report it with the message)."""

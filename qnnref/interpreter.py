@@ -4,9 +4,20 @@
 shapes, attributes and quantization parameters) happens in the constructor,
 before anything runs, and all per-node preparation (requantization
 multipliers, ...) is done there once.
+
+Backends (``backend=``, or ``$QNNREF_BACKEND``):
+
+* ``reference``: every node runs its numpy reference (qnnref/ops/NAME.py);
+* ``kernels`` (the default when the extension is built): nodes with a C++
+  kernel run it (qnnref/_kernels/), prepacked at load time; the others
+  (data movement, or a node the kernel does not cover: ``Model.plan()`` says
+  why) run the reference;
+* ``cross-check``: both, node by node; the first node whose outputs differ
+  raises CrossCheckError with a short diff report.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -14,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import dtypes
-from .errors import QnnError, RuntimeCheckError, ValidationError
+from .errors import CrossCheckError, QnnError, RuntimeCheckError, ValidationError
 from .graph import Graph, TensorInfo
 from .ops import get_op
 from .ops.registry import NodeContext, make_context
@@ -73,7 +84,8 @@ class Model:
     """A validated, runnable model. Create with ``qnnref.load``."""
 
     def __init__(self, graph: Graph, *, path: str | None = None, digest: str | None = None,
-                 source: Any = None):
+                 source: Any = None, backend: str | None = None, isa: str | None = None,
+                 threads: int | None = None):
         self.graph = graph
         self.path = path
         self.digest = digest
@@ -84,6 +96,50 @@ class Model:
         graph.check_structure(where)
         self._contexts = validate_graph(graph, where)
         self._ops = [get_op(c.node.op, "") for c in self._contexts]
+        self._constants = {name: t.data for name, t in graph.tensors.items() if t.data is not None}
+        self._configure(backend, isa, threads, where)
+
+    # -- backends --------------------------------------------------------------
+    def _configure(self, backend, isa, threads, where) -> None:
+        from . import _kernels
+        self.backend = _kernels.resolve_backend(backend)
+        self.isa = _kernels.resolve_isa(isa) if self.backend != "reference" else None
+        if threads is None:
+            env = os.environ.get("QNNREF_THREADS", "1")
+            try:
+                threads = int(env)
+            except ValueError:
+                raise QnnError(f"QNNREF_THREADS must be an integer, got {env!r}") from None
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+            raise QnnError(f"threads must be an integer in [1, 256], got {threads!r}")
+        self.threads = threads
+        # One entry per node: (kernel, state) or (None, None), and what runs it.
+        self._plan: list[tuple[Any, Any]] = []
+        self._plan_reason: list[str] = []
+        glue = _kernels.load_glue() if self.backend != "reference" else {}
+        for ctx in self._contexts:
+            kernel = glue.get(ctx.node.op)
+            if kernel is None:
+                self._plan.append((None, None))
+                self._plan_reason.append("reference" if self.backend == "reference"
+                                         else "reference (no kernel: numpy data movement)")
+                continue
+            try:
+                state = kernel.prepare(ctx, self.isa)
+            except _kernels.Unsupported as e:
+                self._plan.append((None, None))
+                self._plan_reason.append(f"reference ({e})")
+                continue
+            except ValidationError as e:
+                raise ValidationError(f"{where}: {e}") from None
+            self._plan.append((kernel, state))
+            self._plan_reason.append(f"kernel ({self.isa})")
+
+    def plan(self) -> list[dict]:
+        """How each node runs: ``[{"node", "op", "runs"}]``, where ``runs`` is
+        ``"kernel (avx2)"``, ``"kernel (scalar)"`` or ``"reference (why)"``."""
+        return [{"node": c.node.name, "op": c.node.op, "runs": r}
+                for c, r in zip(self._contexts, self._plan_reason)]
 
     # -- description ---------------------------------------------------------
     def _spec(self, name: str) -> IOSpec:
@@ -177,16 +233,19 @@ class Model:
         dict also holds every intermediate tensor (for per-layer debugging).
         If ``timings`` is a dict, it receives seconds per node name.
         """
-        env: dict[str, np.ndarray] = {}
-        for name, t in self.graph.tensors.items():
-            if t.data is not None:
-                env[name] = t.data
+        env: dict[str, np.ndarray] = dict(self._constants)
         env.update(self._bind_inputs(inputs))
-        for ctx, op in zip(self._contexts, self._ops):
+        tensors = self.graph.tensors
+        for ctx, op, (kernel, state) in zip(self._contexts, self._ops, self._plan):
             args = [env[i] if i else None for i in ctx.node.inputs]
             t0 = time.perf_counter() if timings is not None else 0.0
             try:
-                results = op.run(ctx, args)
+                if kernel is None:
+                    results = op.run(ctx, args)
+                elif self.backend == "kernels":
+                    results = self._run_kernel(ctx, op, kernel, state, args)
+                else:
+                    results = self._cross_check(ctx, op, kernel, state, args)
             except QnnError as e:
                 if ctx.where() in str(e):
                     raise
@@ -194,12 +253,37 @@ class Model:
             if timings is not None:
                 timings[ctx.node.name] = time.perf_counter() - t0
             for name, value in zip(ctx.node.outputs, results):
-                t = self.graph.tensors[name]
-                if value.dtype != t.dt.numpy or tuple(value.shape) != tuple(t.shape):
+                t = tensors[name]
+                if value.dtype != t.dt.numpy or value.shape != tuple(t.shape):
                     # an operator broke its own contract: a bug in qnnref, not in the model
                     raise AssertionError(f"{ctx.where()}: produced {value.dtype}{list(value.shape)} for "
                                          f"{name!r}, declared {t.dtype}{list(t.shape)}")
                 env[name] = value
         if capture:
-            return {k: v for k, v in env.items() if not self.graph.tensors[k].is_constant}
+            return {k: v for k, v in env.items() if not tensors[k].is_constant}
         return {name: env[name] for name in self.graph.outputs}
+
+    def _run_kernel(self, ctx, op, kernel, state, args):
+        from ._kernels import NeedsReference
+        try:
+            return kernel.run(ctx, state, args, self.isa, self.threads)
+        except NeedsReference:
+            # A runtime precondition may have failed: the reference raises
+            # the specified error (or computes the result if it held).
+            return op.run(ctx, args)
+
+    def _cross_check(self, ctx, op, kernel, state, args):
+        ref = op.run(ctx, args)
+        got = self._run_kernel(ctx, op, kernel, state, args)
+        for name, r, k in zip(ctx.node.outputs, ref, got):
+            if r.dtype != k.dtype or r.shape != k.shape:
+                raise CrossCheckError(f"{ctx.where()}: output {name!r}: the kernel ({self.isa}) gave "
+                                      f"{k.dtype}{list(k.shape)}, the reference {r.dtype}{list(r.shape)}")
+            if not np.array_equal(r, k):
+                diff = np.argwhere(r != k)
+                first = tuple(int(i) for i in diff[0])
+                raise CrossCheckError(
+                    f"{ctx.where()}: output {name!r}: {len(diff)} of {r.size} elements differ between "
+                    f"the kernel ({self.isa}, {self.threads} thread(s)) and the reference; first at index "
+                    f"{list(first)}: kernel {k[first]}, reference {r[first]}")
+        return ref

@@ -1,5 +1,140 @@
-"""C++ SIMD kernels bound with Cython (scalar + AVX2, chosen at run time).
+"""qnnref._kernels: the fast C++ kernels (scalar and AVX2) and their glue.
 
-Empty until the kernels land (issue 3): the numpy reference in qnnref/ops/
-is the only backend for now.
+Layout, per operator NAME (one name, four places: spec/ops/NAME.md,
+qnnref/ops/NAME.py, here, tests/kernels/test_NAME.py):
+
+* ``include/qnnref/NAME.h``: the C++ entry points, one per ISA with the same
+  signature (``qnnref::scalar::...``, ``qnnref::avx2::...``) and a dispatcher
+  taking the ISA as an explicit argument;
+* ``src/NAME_scalar.cpp`` and ``src/NAME_avx2.cpp``: the kernels, each ISA in
+  its own translation unit with its own flags (setup.py);
+* ``NAME.pxi``: thin Cython bindings (included by ``_ext.pyx``; nogil);
+* ``NAME.py``: the glue: a :class:`Kernel` registered for the operator, which
+  prepacks constant weights once at load time (``prepare``) and calls the
+  binding (``run``).
+
+Shared arithmetic is in ``include/qnnref/arith.h`` (names as in
+qnnref/arith.py) and ``include/qnnref/common.h``.
+
+The extension is optional: when it is not built, ``available()`` is False
+and models run on the reference backend.
 """
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import QnnError
+
+try:
+    from . import _ext  # noqa: F401
+    _IMPORT_ERROR: str | None = None
+except ImportError as e:  # not built (e.g. a source checkout without build_ext)
+    _ext = None
+    _IMPORT_ERROR = str(e)
+
+ISAS = ("scalar", "avx2")
+ISA_CODES = {"scalar": 0, "avx2": 1}
+BACKENDS = ("kernels", "reference", "cross-check")
+
+
+class Unsupported(Exception):
+    """Raised by Kernel.prepare: this node runs on the reference (the message says why)."""
+
+
+class NeedsReference(Exception):
+    """Raised by Kernel.run: a runtime precondition may have failed; the
+    interpreter reruns the node on the reference, which raises the specified
+    error (or returns the same result when the precondition held)."""
+
+
+class Kernel:
+    """Glue between an operator and its C++ kernel (one instance per operator).
+
+    ``prepare(ctx, isa)`` runs once per node at load time, after the
+    operator's own ``prepare`` (so ``ctx.prepared`` is filled): it validates
+    everything the C++ code relies on, prepacks constant weights and returns
+    a state object; it raises :class:`Unsupported` for nodes the kernel does
+    not cover. ``run(ctx, state, args, isa, threads)`` returns the outputs.
+    """
+
+    op: str = ""
+
+    def prepare(self, ctx, isa: str) -> Any:
+        raise NotImplementedError
+
+    def run(self, ctx, state, args, isa: str, threads: int):
+        raise NotImplementedError
+
+
+KERNELS: dict[str, Kernel] = {}
+
+
+def register_kernel(cls):
+    if cls.op in KERNELS:
+        raise RuntimeError(f"kernel for {cls.op!r} registered twice")
+    KERNELS[cls.op] = cls()
+    return cls
+
+
+def available() -> bool:
+    """True when the compiled extension is importable."""
+    return _ext is not None
+
+
+def available_isas() -> list[str]:
+    if _ext is None:
+        return []
+    return ["scalar", "avx2"] if _ext.has_avx2() else ["scalar"]
+
+
+def best_isa() -> str:
+    return available_isas()[-1] if available() else "scalar"
+
+
+def resolve_isa(isa: str | None = None) -> str:
+    """The ISA to run with: ``isa`` if given, else ``$QNNREF_ISA``, else the
+    best this CPU supports. Asking for one the CPU lacks is an error."""
+    chosen = isa if isa is not None else os.environ.get("QNNREF_ISA") or best_isa()
+    if chosen not in ISAS:
+        raise QnnError(f"unknown ISA {chosen!r} (QNNREF_ISA / isa=): known are {', '.join(ISAS)}")
+    if available() and chosen not in available_isas():
+        raise QnnError(f"ISA {chosen!r} is not supported by this CPU (available: {', '.join(available_isas())})")
+    return chosen
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend: ``backend`` if given, else ``$QNNREF_BACKEND``, else
+    ``kernels`` when built, else ``reference``."""
+    chosen = backend if backend is not None else os.environ.get("QNNREF_BACKEND") or (
+        "kernels" if available() else "reference")
+    if chosen not in BACKENDS:
+        raise QnnError(f"unknown backend {chosen!r}: known are {', '.join(BACKENDS)}")
+    if chosen != "reference" and not available():
+        raise QnnError(f"backend {chosen!r} needs the compiled kernels, which are not built here "
+                       f"({_IMPORT_ERROR}); reinstall with `pip install .` or use backend='reference'")
+    return chosen
+
+
+def load_glue() -> dict[str, Kernel]:
+    """Import every operator's glue module (registering its Kernel)."""
+    if _ext is not None and not KERNELS:
+        from . import (add, avg_pool2d, clamp, conv2d, dequantize, matmul, max_pool2d,  # noqa: F401
+                       mean, mul, quantize, requantize, softmax, table)
+    return KERNELS
+
+
+def kernels_info() -> dict:
+    """What the kernels backend can do here: ``built``, ``isa`` (in use by
+    default), ``available_isas``, ``default_backend``, ``operators`` (with a
+    kernel) and, when not built, ``error``."""
+    info: dict[str, Any] = {
+        "built": available(),
+        "available_isas": available_isas(),
+        "isa": resolve_isa() if available() else None,
+        "default_backend": resolve_backend(),
+        "operators": sorted(load_glue()),
+    }
+    if not available():
+        info["error"] = _IMPORT_ERROR
+    return info

@@ -166,7 +166,9 @@ class Conv2D(Op):
         p["w_zp"] = zero_point(qw).astype(np.int64).reshape(qw.broadcast_shape(4))
         p["y_zp"] = zero_point(qy).astype(np.int64)
         a = ctx.attrs
-        p["w_matrix"] = weight_matrix(w.data, p["w_zp"], a["groups"]) if w.data is not None else None
+        # the float64 weight matrix of a constant w (8 bytes per weight) is
+        # built on the first reference run: the kernels backend never needs it.
+        p["w_matrix"] = None
         p["y_dtype"] = y.dtype
         p["geometry"] = (list(a["strides"]), list(a["dilations"]), list(a["pads"]), a["groups"])
 
@@ -174,6 +176,8 @@ class Conv2D(Op):
         p = ctx.prepared
         x, w = args[0], args[1]
         bias = args[2] if len(args) > 2 else None
+        if p["w_matrix"] is None and ctx.inputs[1].data is not None:
+            p["w_matrix"] = weight_matrix(w, p["w_zp"], p["geometry"][3])
         y = conv2d(x, p["x_zp"], w, p["w_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
                    *p["geometry"], *p["act"], w_matrix=p["w_matrix"])
         return [y]

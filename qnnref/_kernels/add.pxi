@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/add.h (not written yet).

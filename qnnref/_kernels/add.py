@@ -1,0 +1,1 @@
+"""Kernel glue for add (not written yet)."""

@@ -1,0 +1,1 @@
+"""Kernel glue for avg_pool2d (not written yet)."""

@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/clamp.h (not written yet).

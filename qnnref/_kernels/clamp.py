@@ -1,0 +1,1 @@
+"""Kernel glue for clamp (not written yet)."""

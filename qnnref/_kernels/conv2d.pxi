@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/conv2d.h (not written yet).

@@ -1,0 +1,1 @@
+"""Kernel glue for conv2d (not written yet)."""

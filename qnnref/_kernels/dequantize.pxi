@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/dequantize.h (not written yet).

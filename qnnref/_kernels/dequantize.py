@@ -1,0 +1,1 @@
+"""Kernel glue for dequantize (not written yet)."""

@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/matmul.h (not written yet).

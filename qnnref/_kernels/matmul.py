@@ -1,0 +1,1 @@
+"""Kernel glue for matmul (not written yet)."""

@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/mean.h (not written yet).

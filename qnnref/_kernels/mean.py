@@ -1,0 +1,1 @@
+"""Kernel glue for mean (not written yet)."""

@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/mul.h (not written yet).

@@ -1,0 +1,1 @@
+"""Kernel glue for mul (not written yet)."""

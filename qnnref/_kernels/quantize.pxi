@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/quantize.h (not written yet).

@@ -1,0 +1,1 @@
+"""Kernel glue for quantize (not written yet)."""

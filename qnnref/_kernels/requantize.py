@@ -1,0 +1,1 @@
+"""Kernel glue for requantize (not written yet)."""

@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/softmax.h (not written yet).

@@ -1,0 +1,1 @@
+"""Kernel glue for softmax (not written yet)."""

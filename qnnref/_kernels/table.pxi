@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/table.h (not written yet).

@@ -1,0 +1,1 @@
+"""Kernel glue for table (not written yet)."""
