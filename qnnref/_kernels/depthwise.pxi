@@ -1,0 +1,1 @@
+# Bindings of include/qnnref/depthwise.h (not written yet).

@@ -1,0 +1,1 @@
+"""Depthwise conv2d glue, called by conv2d.py (not written yet)."""
