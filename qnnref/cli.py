@@ -93,6 +93,9 @@ def cmd_inspect(args) -> int:
                           _attr_text(n.attrs)])
     print(_table(node_rows, ["node", "op", "inputs", "outputs", "type", "attributes"]))
     print()
+    print(f"execution plan ({_describe_backend(model)}):")
+    print(_table([[r["node"], r["op"], r["runs"]] for r in model.plan()], ["node", "op", "runs"]))
+    print()
     t_rows = [[t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", _quant_text(t),
                _fmt_bytes(t.data.nbytes) if t.data is not None else ""]
               for t in g.tensors.values()]
@@ -112,6 +115,7 @@ def _inspect_json(model) -> dict:
 
     return {
         "digest": model.digest, "profile": model.profile, "metadata": g.metadata,
+        "backend": model.backend, "isa": model.isa, "plan": model.plan(),
         "inputs": g.inputs, "outputs": g.outputs,
         "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs, "outputs": n.outputs, "attrs": n.attrs}
                   for n in g.nodes],
@@ -149,9 +153,19 @@ def _write_npz(path: str, arrays: dict) -> None:
                 np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
 
 
+def _backend_options(args) -> dict:
+    return {"backend": args.backend, "isa": args.isa, "threads": args.threads}
+
+
+def _describe_backend(model) -> str:
+    if model.backend == "reference":
+        return "reference backend"
+    return f"{model.backend} backend, {model.isa}, {model.threads} thread{'s' if model.threads > 1 else ''}"
+
+
 def cmd_run(args) -> int:
     from . import load
-    model = load(args.file, verify=not args.no_verify)
+    model = load(args.file, verify=not args.no_verify, **_backend_options(args))
     inputs = {}
     for item in args.input or []:
         if "=" in item:
@@ -181,7 +195,7 @@ def cmd_run(args) -> int:
 def cmd_demo(args) -> int:
     from . import bundled_model, bundled_test_set, load
     path = bundled_model("digits")
-    model = load(path)
+    model = load(path, **_backend_options(args))
     images, labels = bundled_test_set("digits")
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
@@ -208,7 +222,19 @@ def cmd_demo(args) -> int:
               "measured by tools/make_digits_model.py)")
     print(f"int8  accuracy  {correct / n * 100:6.2f} %   ({correct}/{n}, measured now)")
     print(f"latency         {np.median(lat):.3f} ms per image (median; p90 {np.percentile(lat, 90):.3f} ms; "
-          "reference backend, batch 1)")
+          f"{_describe_backend(model)}, batch 1)")
+    return 0
+
+
+def cmd_kernels(args) -> int:
+    from . import kernels_info
+    info = kernels_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    width = max(len(k) for k in info)
+    for k, v in info.items():
+        print(f"{k:<{width}}  {', '.join(v) if isinstance(v, list) else v}")
     return 0
 
 
@@ -227,7 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-verify", action="store_true", help="skip SHA-256 checks (faster on big files)")
     s.set_defaults(func=cmd_inspect)
 
+    def backend_args(s):
+        s.add_argument("--backend", choices=("kernels", "reference", "cross-check"), default=None,
+                       help="kernels (default when built), reference, or cross-check (both, compared "
+                            "node by node); default $QNNREF_BACKEND")
+        s.add_argument("--isa", choices=("scalar", "avx2"), default=None,
+                       help="kernel instruction set (default $QNNREF_ISA, else the best this CPU has)")
+        s.add_argument("--threads", type=int, default=None,
+                       help="kernel threads (default $QNNREF_THREADS, else 1; same bits for any count)")
+
     s = sub.add_parser("run", help="run a .qnn model on .npy inputs")
+    backend_args(s)
     s.add_argument("file")
     s.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy",
                    help="an input array (repeat per input; NAME= may be left out for one-input models)")
@@ -238,7 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="run the bundled digits model on its test set")
     s.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    backend_args(s)
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("kernels", help="what the compiled kernels support on this machine")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=cmd_kernels)
     return p
 
 
