@@ -78,7 +78,7 @@ def dtype_range(name: str) -> tuple[int, int]:
 
 # -- data ------------------------------------------------------------------------
 
-def make_data(case: Case, variant: str, seed: int = 0) -> dict:
+def make_data(case: Case, variant: str, seed: int = 0, ties: bool = False) -> dict:
     """The integers and quantization parameters of one case/variant.
 
     Full-range data, so that every overflow or saturation a runtime has shows
@@ -86,6 +86,12 @@ def make_data(case: Case, variant: str, seed: int = 0) -> dict:
     (TFLite's symmetric range), uint8 weights in [0, 255] with zero point 128,
     int4 in [-8, 7]. The output scale is chosen so that outputs spread over
     about +-40 steps (few clamp), which makes rounding differences visible.
+
+    ``ties=True`` (an exactness probe): power-of-two scales, so that every
+    real multiplier s_x * s_w / s_y is exactly 2^-k and an output is an exact
+    tie (x.5) whenever acc mod 2^k == 2^(k-1): about one output in 2^k, k
+    chosen for a +-40 step spread as above. Every recipe then agrees except on ties,
+    where each rounding mode shows.
     """
     v = VARIANTS[variant]
     rng = np.random.default_rng(seed)
@@ -101,13 +107,21 @@ def make_data(case: Case, variant: str, seed: int = 0) -> dict:
     w_np = np.uint8 if v.w_dtype == "uint8" else np.int8
     w_lo, w_hi, w_zp = {"int8": (-127, 127, 0), "uint8": (0, 255, 128), "int4": (-8, 7, 0)}[v.w_dtype]
     w = rng.integers(w_lo, w_hi, size=w_shape, endpoint=True).astype(w_np)
-    x_scale = np.float32(0.02)
-    if v.per_channel:
-        w_scale = rng.uniform(0.001, 0.01, channels).astype(np.float32)
-    else:
-        w_scale = np.full(channels, 0.005, np.float32)
     acc_std = np.sqrt(k_eff) * np.std(x.astype(np.float64) - x_zp) * np.std(w.astype(np.float64) - w_zp)
-    y_scale = np.float32(x_scale * np.mean(w_scale) * acc_std / 40)
+    if ties:
+        x_scale = np.float32(2.0**-6)
+        w_scale = np.full(channels, 2.0**-7, np.float32)
+        if v.per_channel:                      # two multipliers, 2^-k and 2^-(k+1)
+            w_scale[1::2] = 2.0**-8
+        k = max(1, int(round(np.log2(acc_std / 40))))
+        y_scale = np.float32(2.0**(k - 13))
+    else:
+        x_scale = np.float32(0.02)
+        if v.per_channel:
+            w_scale = rng.uniform(0.001, 0.01, channels).astype(np.float32)
+        else:
+            w_scale = np.full(channels, 0.005, np.float32)
+        y_scale = np.float32(x_scale * np.mean(w_scale) * acc_std / 40)
     return {"case": case.name, "variant": variant, "kind": case.kind, "dims": tuple(case.dims),
             "x_dtype": v.x_dtype, "w_dtype": v.w_dtype, "per_channel": v.per_channel,
             "x": x, "x_scale": x_scale, "x_zp": x_zp,

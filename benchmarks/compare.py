@@ -178,6 +178,9 @@ def judge(y: np.ndarray, refs: dict, expected: str, data: dict) -> dict:
         result["text"] = c["error"]
         return result
     result["text"] = f"{c['percent']:.3g}% differ ({c['differ']}), max {c['max_steps']} step(s) vs {expected}"
+    closest = min(comps, key=lambda n: (comps[n].get("differ", 1 << 62), RECIPE_PREFERENCE.index(n)))
+    if closest != expected and comps[closest].get("differ", 1 << 62) < c["differ"]:
+        result["text"] += f" (closest: {closest}, {comps[closest]['differ']})"
     if data["variant"] == "u8s8":
         try:
             from qnnref.arith import combine_scales, prepare_requant, requantize_output
@@ -219,8 +222,8 @@ def kernel_note(model) -> str:
 
 # -- cases -------------------------------------------------------------------------------------
 
-def run_variant(case, variant, vendors, probes, timing, workdir) -> list[dict]:
-    data = make_data(case, variant)
+def run_variant(case, variant, vendors, probes, timing, workdir, ties=False) -> list[dict]:
+    data = make_data(case, variant, ties=ties)
     ops = case.ops
     rows = []
     graph = qnnref_graph(data)
@@ -436,6 +439,8 @@ def main(argv=None) -> int:
                    " (empty: none)")
     p.add_argument("--json", metavar="OUT", help="write every measurement as JSON")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--ties", action="store_true",
+                   help="exactness probe: power-of-two scales, so that many outputs are exact rounding ties")
     a = p.parse_args(argv)
     cases = [c for c in a.cases.split(",") if c]
     vendors = [v for v in a.vendors.split(",") if v]
@@ -454,7 +459,7 @@ def main(argv=None) -> int:
                           "platform": platform.platform(),
                           "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
                           "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}},
-              "timing": timing, "rows": [], "aborted": []}
+              "timing": timing, "ties": a.ties, "rows": [], "aborted": []}
     with tempfile.TemporaryDirectory(prefix="qnnref-compare-") as workdir:
         log("measuring the exact-int8 ceiling ...")
         ceiling = measure_ceiling(cpu, workdir)
@@ -471,7 +476,7 @@ def main(argv=None) -> int:
                 log(f"{case.title} [{label}] ...")
                 try:
                     rows = run_digits(timing) if case.kind == "model" else \
-                        run_variant(case, variant, vendors, probes, timing, workdir)
+                        run_variant(case, variant, vendors, probes, timing, workdir, a.ties)
                 except CaseAborted as e:
                     log(f"  ABORTED: {e}")
                     report["aborted"].append({"case": name, "variant": variant, "reason": str(e)})
@@ -512,7 +517,8 @@ def describe_machine(report) -> str:
              f"Python {m['python']}, numpy {m['numpy']}, qnnref {m['qnnref']}; kernels: "
              + (f"built, ISAs {', '.join(k['available_isas'])}, operators with a kernel: "
                 f"{', '.join(k['operators']) or 'none'}" if k["built"] else "not built"),
-             "single thread everywhere; load average at start "
+             ("data: power-of-two scales (--ties: many exact rounding ties); " if report["ties"] else "")
+             + "single thread everywhere; load average at start "
              + ("/".join(f"{x:.1f}" for x in m["loadavg_start"]) if m["loadavg_start"] else "?")]
     if c.get("avx2_gops"):
         s = (f"ceiling (exact int8, AVX2 vpmaddwd): {c['avx2_gops']:.0f} GOPS = "
