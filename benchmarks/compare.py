@@ -252,7 +252,8 @@ def run_variant(case, variant, vendors, probes, timing, workdir, ties=False) -> 
     for v in todo:
         out = os.path.join(workdir, f"{case.name}_{variant}_{v}.npy")
         res = worker(["run", v, path, out, "--min-time", str(timing["min_time"]),
-                      "--min-repeats", str(timing["min_repeats"]), "--max-time", str(timing["max_time"])],
+                      "--min-repeats", str(timing["min_repeats"]), "--max-time", str(timing["max_time"]),
+                      "--clock", timing["clock"]],
                      timeout=600)
         row = {"runner": probes[v]["label"], "vendor": v}
         if res["status"] == "n/a":
@@ -296,7 +297,7 @@ def run_digits(timing) -> list[dict]:
 
 # -- overhead and memory -------------------------------------------------------------------------
 
-def measure_overhead(quick: bool) -> list[dict]:
+def measure_overhead(quick: bool, clock: str) -> list[dict]:
     """Microseconds per Model.run call on a one-node model whose compute is
     negligible (matmul 1x16 @ 16x16): the Python cost of the interpreter."""
     from qnnref import GraphBuilder
@@ -314,7 +315,7 @@ def measure_overhead(quick: bool) -> list[dict]:
         def batch():
             for _ in range(calls // 10):
                 model.run(xs)
-        t, _ = median_time(batch, min_time=0.2, min_repeats=5 if quick else 10, warmup=1)
+        t, _ = median_time(batch, min_time=0.2, min_repeats=5 if quick else 10, warmup=1, clock=clock)
         out.append({"runner": label, "us_per_call": t / (calls // 10) * 1e6, "note": kernel_note(model)
                     if opts["backend"] != "reference" else ""})
     return out
@@ -439,6 +440,9 @@ def main(argv=None) -> int:
                    " (empty: none)")
     p.add_argument("--json", metavar="OUT", help="write every measurement as JSON")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="time each run in CPU time of the process (default: robust on a shared machine; "
+                        "everything is single-threaded) or wall time")
     p.add_argument("--ties", action="store_true",
                    help="exactness probe: power-of-two scales, so that many outputs are exact rounding ties")
     a = p.parse_args(argv)
@@ -452,6 +456,7 @@ def main(argv=None) -> int:
             p.error(f"unknown vendor {v!r}")
     timing = ({"min_time": 0.2, "min_repeats": 3, "max_time": 5.0} if a.quick
               else {"min_time": 1.0, "min_repeats": 10, "max_time": 20.0})
+    timing["clock"] = a.clock
 
     cpu = cpu_info()
     report = {"machine": {"cpu": cpu, "python": platform.python_version(), "numpy": np.__version__,
@@ -490,7 +495,7 @@ def main(argv=None) -> int:
                     table.append(fmt_row(case.title, label, r, best, ceiling.get("avx2_gops")))
         if "overhead" in cases:
             log("overhead ...")
-            report["overhead"] = measure_overhead(a.quick)
+            report["overhead"] = measure_overhead(a.quick, a.clock)
         if "rss" in cases:
             log("peak RSS ...")
             report["rss"] = measure_rss(workdir)
@@ -518,8 +523,8 @@ def describe_machine(report) -> str:
              + (f"built, ISAs {', '.join(k['available_isas'])}, operators with a kernel: "
                 f"{', '.join(k['operators']) or 'none'}" if k["built"] else "not built"),
              ("data: power-of-two scales (--ties: many exact rounding ties); " if report["ties"] else "")
-             + "single thread everywhere; load average at start "
-             + ("/".join(f"{x:.1f}" for x in m["loadavg_start"]) if m["loadavg_start"] else "?")]
+             + f"single thread everywhere; median {report['timing']['clock']} time per run; load average "
+             + " -> ".join("/".join(f"{x:.1f}" for x in m[k]) if m[k] else "?" for k in ("loadavg_start", "loadavg_end"))]
     if c.get("avx2_gops"):
         s = (f"ceiling (exact int8, AVX2 vpmaddwd): {c['avx2_gops']:.0f} GOPS = "
              f"{c.get('vpmaddwd_per_cycle', 2):.2f} vpmaddwd/cycle x 16 MAC x 2 x {c['clock_ghz']:.2f} GHz "

@@ -9,7 +9,7 @@ subprocess, one per (vendor, case), so that a vendor that aborts (LiteRT can
 SIGABRT) or is not installed costs one row, not the run:
 
     python benchmarks/vendors.py probe VENDOR              -> one JSON line
-    python benchmarks/vendors.py run VENDOR DATA.npz OUT.npy [--min-time S] [--min-repeats N]
+    python benchmarks/vendors.py run VENDOR DATA.npz OUT.npy [--min-time S] [--min-repeats N] [--clock cpu]
 
 ``run`` prints one JSON line: {"status": "ok", "median_s", "repeats", "note"},
 or {"status": "n/a", "reason"} when the vendor has no such operator/dtype,
@@ -324,7 +324,7 @@ def _probe(name):
         return {"status": "missing", "reason": f"{type(e).__name__}: {e}".strip()[:200], "label": v.label}
 
 
-def _run(name, data_path, out_path, min_time, min_repeats, max_time):
+def _run(name, data_path, out_path, min_time, min_repeats, max_time, clock):
     v = VENDORS[name]
     probe = _probe(name)
     if probe["status"] != "ok":
@@ -338,7 +338,7 @@ def _run(name, data_path, out_path, min_time, min_repeats, max_time):
         return {"status": "error", "reason": f"{type(e).__name__}: {e}"[:300]}
     y = np.ascontiguousarray(to_qnnref(run()))
     np.save(out_path, y)
-    median_s, repeats = median_time(run, min_time, min_repeats, max_time)
+    median_s, repeats = median_time(run, min_time, min_repeats, max_time, clock=clock)
     return {"status": "ok", "median_s": median_s, "repeats": repeats, "note": note}
 
 
@@ -355,11 +355,12 @@ def main(argv=None) -> int:
     pr.add_argument("--min-time", type=float, default=1.0)
     pr.add_argument("--min-repeats", type=int, default=10)
     pr.add_argument("--max-time", type=float, default=20.0)
+    pr.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     a = p.parse_args(argv)
     if a.cmd == "probe":
         result = _probe(a.vendor)
     else:
-        result = _run(a.vendor, a.data, a.out, a.min_time, a.min_repeats, a.max_time)
+        result = _run(a.vendor, a.data, a.out, a.min_time, a.min_repeats, a.max_time, a.clock)
     print(json.dumps(result), flush=True)
     return 0
 
