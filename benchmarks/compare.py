@@ -35,7 +35,6 @@ import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -47,20 +46,12 @@ except ImportError:  # running from a source checkout that is not installed
     sys.path.insert(1, os.path.dirname(HERE))
     import qnnref  # noqa: E402
 
-from _cases import (CASES, VARIANTS, compare_outputs, digits_input, exact_accumulator,  # noqa: E402
-                    make_data, median_time, model_ops, oracle_output, pairwise_saturated_accumulator,
+from _cases import (CASES, VARIANTS, compare_outputs, digits_input, make_data,  # noqa: E402
+                    median_time, model_ops, oracle_output, pairwise_saturated_accumulator,
                     qnnref_graph, recipes, save_data)
+from vendors import VENDORS  # noqa: E402  (their descriptions only: vendors run in subprocesses)
 
-VENDOR_ORDER = ["ort", "ort-x64prec", "litert-xnnpack", "litert-builtin", "torch-qnnpack", "torch-fbgemm",
-                "torch-x86"]
-# Which dtype variants each vendor has an operator for (the others are not run).
-VENDOR_VARIANTS = {"ort": {"u8s8", "u8u8", "s8s8"}, "ort-x64prec": {"u8s8", "u8u8", "s8s8"},
-                   "litert-xnnpack": {"s8s8", "u8u8"}, "litert-builtin": {"s8s8", "u8u8"},
-                   "torch-qnnpack": {"u8s8"}, "torch-fbgemm": {"u8s8"}, "torch-x86": {"u8s8"}}
-# The recipe each vendor is documented (or was found, shared/research) to use.
-EXPECTED_RECIPE = {"ort": "f32-half-even", "ort-x64prec": "f32-half-even", "litert-xnnpack": "f32-half-even",
-                   "litert-builtin": "gemmlowp-up", "torch-qnnpack": "f32-half-up",
-                   "torch-fbgemm": "f32-half-even", "torch-x86": "f32-half-even"}
+VENDOR_ORDER = list(VENDORS)
 # When several recipes match (ties are rare in random data), the one named.
 RECIPE_PREFERENCE = ["f32-half-even", "f32-half-up", "f32-half-away", "gemmlowp-up", "gemmlowp-away", "qnnref"]
 EXTRA_CASES = ("overhead", "rss")
@@ -132,7 +123,7 @@ def measure_ceiling(cpu: dict, workdir: str) -> dict:
 def worker(args: list[str], timeout: float) -> dict:
     cmd = [sys.executable, os.path.join(HERE, "vendors.py")] + args
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"status": "error", "reason": f"timed out after {timeout:.0f} s"}
     if r.returncode != 0:
@@ -152,11 +143,12 @@ def probe_vendors(names: list[str]) -> dict:
     for n, p in procs.items():
         try:
             so, se = p.communicate(timeout=300)
+            why = f"crashed (signal {-p.returncode})" if p.returncode < 0 else f"exit code {p.returncode}"
             out[n] = json.loads(so.strip().splitlines()[-1]) if p.returncode == 0 else {
-                "status": "missing", "reason": f"probe exit {p.returncode}: {se.strip()[-150:]}", "label": n}
+                "status": "missing", "reason": f"import {why} {se.strip()[-150:]}".strip(), "label": VENDORS[n].label}
         except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
             p.kill()
-            out[n] = {"status": "missing", "reason": f"probe failed: {e}", "label": n}
+            out[n] = {"status": "missing", "reason": f"probe failed: {e}", "label": VENDORS[n].label}
     return out
 
 
@@ -239,11 +231,11 @@ def run_variant(case, variant, vendors, probes, timing, workdir, ties=False) -> 
                 c = compare_outputs(y, y_ref)
                 raise CaseAborted(f"{label} != reference: {c.get('differ')} of {c.get('total')} outputs differ, "
                                   f"max {c.get('max_steps')} steps")
-        t, n = median_time(lambda: model.run(data["x"]), **timing)
+        t, n = median_time(lambda m=model: m.run(data["x"]), **timing)
         rows.append({"runner": label, "median_s": t, "repeats": n, "gops": ops / t / 1e9,
                      "exactness": "oracle" if model is ref_model else "== reference",
                      "note": "" if model is ref_model else kernel_note(model)})
-    todo = [v for v in vendors if probes[v]["status"] == "ok" and variant in VENDOR_VARIANTS[v]]
+    todo = [v for v in vendors if probes[v]["status"] == "ok" and variant in VENDORS[v].variants]
     if not todo:
         return rows
     path = os.path.join(workdir, f"{case.name}_{variant}.npz")
@@ -267,7 +259,7 @@ def run_variant(case, variant, vendors, probes, timing, workdir, ties=False) -> 
         if not refs:
             refs = {name: qnnref.Model(qnnref_graph(data, name), backend="reference").run(data["x"])["y"]
                     for name in recipes()}
-        j = judge(y, refs, EXPECTED_RECIPE[v], data)
+        j = judge(y, refs, VENDORS[v].expected_recipe, data)
         row.update(median_s=res["median_s"], repeats=res["repeats"], gops=ops / res["median_s"] / 1e9,
                    exactness=j["text"], note=res.get("note", ""), judgement=j)
         rows.append(row)
@@ -288,7 +280,7 @@ def run_digits(timing) -> list[dict]:
                 got = model.run(x)
                 if any(not np.array_equal(got[k], y[k]) for k in y):
                     raise CaseAborted(f"{label} != reference on the bundled model")
-        t, n = median_time(lambda: model.run(xs[0]), **timing)
+        t, n = median_time(lambda m=model: m.run(xs[0]), **timing)
         rows.append({"runner": label, "median_s": t, "repeats": n, "gops": ops / t / 1e9,
                      "exactness": "test set" if model is ref_model else "== reference (8 images)",
                      "note": "" if model is ref_model else kernel_note(model)})
@@ -312,8 +304,8 @@ def measure_overhead(quick: bool, clock: str) -> list[dict]:
         model = qnnref.Model(graph, **opts)
         calls = 2000 if quick else 20000
 
-        def batch():
-            for _ in range(calls // 10):
+        def batch(model=model, n=calls // 10):
+            for _ in range(n):
                 model.run(xs)
         t, _ = median_time(batch, min_time=0.2, min_repeats=5 if quick else 10, warmup=1, clock=clock)
         out.append({"runner": label, "us_per_call": t / (calls // 10) * 1e6, "note": kernel_note(model)
@@ -392,7 +384,7 @@ def measure_rss(workdir: str) -> dict:
                                          env.get("PYTHONPATH", "")])
     for backend in backends:
         r = subprocess.run([sys.executable, "-c", RSS_CHILD, path, backend, str(m), str(k)],
-                           capture_output=True, text=True, timeout=600, env=env)
+                           capture_output=True, text=True, timeout=600, env=env, check=False)
         if r.returncode != 0:
             result["backends"][backend] = {"error": r.stderr.strip()[-300:]}
             continue

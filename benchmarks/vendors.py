@@ -53,6 +53,7 @@ class OnnxRuntime:
 
     package = "onnxruntime"
     expected_recipe = "f32-half-even"   # MLAS: float32(acc) * float32 scale, round half to even
+    variants = {"u8s8", "u8u8", "s8s8"}
 
     def __init__(self, precise: bool):
         self.precise = precise
@@ -129,13 +130,16 @@ class LiteRT:
     optimized kernels)."""
 
     package = "ai_edge_litert"
+    variants = {"s8s8", "u8u8"}
 
     def __init__(self, xnnpack: bool):
         self.xnnpack = xnnpack
         self.label = "LiteRT XNNPACK" if xnnpack else "LiteRT builtin"
         # XNNPACK requantizes in float32 with round half to even; TFLite's
-        # builtin kernels use gemmlowp's two-step fixed point by default.
-        self.expected_recipe = "f32-half-even" if xnnpack else "gemmlowp-away"
+        # optimized builtin kernels: gemmlowp's SRDHM, then a rounding shift
+        # with ties up (shared/research/runtimes.md; the reference kernels
+        # round that shift away from zero).
+        self.expected_recipe = "f32-half-even" if xnnpack else "gemmlowp-up"
 
     def version(self):
         from importlib.metadata import version
@@ -252,6 +256,7 @@ class TorchAO:
     """torch.ao.nn.quantized Linear / Conv2d on one quantized engine."""
 
     package = "torch"
+    variants = {"u8s8"}
 
     def __init__(self, engine: str):
         self.engine = engine
@@ -276,13 +281,13 @@ class TorchAO:
         scales = torch.from_numpy(d["w_scale"].astype(np.float64))
         zps = torch.zeros(len(d["w_scale"]), dtype=torch.int64)
         if d["kind"] == "gemm":
-            m, k, n = d["dims"]
+            _, k, n = d["dims"]
             wq = torch._make_per_channel_quantized_tensor(torch.from_numpy(np.ascontiguousarray(d["w"].T)),
                                                           scales, zps, 0)
             mod = nnq.Linear(k, n, bias_=False, dtype=torch.qint8)
             xq = torch._make_per_tensor_quantized_tensor(torch.from_numpy(d["x"]), float(d["x_scale"]), d["x_zp"])
         else:
-            h, w_, cin, cout, kh, kw, groups, pad = _conv_geometry(d)
+            _, _, cin, cout, kh, kw, groups, pad = _conv_geometry(d)
             wq = torch._make_per_channel_quantized_tensor(
                 torch.from_numpy(np.ascontiguousarray(d["w"].transpose(0, 3, 1, 2))), scales, zps, 0)  # OIHW
             mod = nnq.Conv2d(cin, cout, (kh, kw), padding=pad, groups=groups, bias=False)
@@ -320,7 +325,7 @@ def _probe(name):
     v = VENDORS[name]
     try:
         return {"status": "ok", "version": v.version(), "label": v.label}
-    except Exception as e:  # ImportError, or anything a broken install raises
+    except Exception as e:  # noqa: BLE001  (ImportError, or anything a broken install raises)
         return {"status": "missing", "reason": f"{type(e).__name__}: {e}".strip()[:200], "label": v.label}
 
 
@@ -334,7 +339,7 @@ def _run(name, data_path, out_path, min_time, min_repeats, max_time, clock):
         run, to_qnnref, note = v.prepare(d)
     except NotApplicable as e:
         return {"status": "n/a", "reason": str(e)}
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  (the vendor's own error: reported in its row)
         return {"status": "error", "reason": f"{type(e).__name__}: {e}"[:300]}
     y = np.ascontiguousarray(to_qnnref(run()))
     np.save(out_path, y)
