@@ -29,13 +29,12 @@ ISAS = ("avx2", "scalar")
 OP_CASES = [(c.name, v) for c in CASES.values() if c.kind != "model" for v in c.variants]
 
 
-def kernels_model(load, isa):
-    """A kernels-backend model on ``isa``, or skip with the reason."""
+def require_kernels(isa):
+    """Skip, with the reason, unless the kernels are built for ``isa``."""
     if not INFO["built"]:
         pytest.skip(f"kernels not built: {INFO.get('error')}")
     if isa not in INFO["available_isas"]:
         pytest.skip(f"ISA {isa} not available on this CPU")
-    return load(backend="kernels", isa=isa, threads=1)
 
 
 def record(benchmark, ops, model):
@@ -47,9 +46,10 @@ def record(benchmark, ops, model):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("case,variant", OP_CASES, ids=[f"{c}-{v}" for c, v in OP_CASES])
 def test_operator(benchmark, case, variant, isa):
+    require_kernels(isa)
     data = make_data(CASES[case], variant)
     graph = qnnref_graph(data)
-    model = kernels_model(lambda **o: qnnref.Model(graph, **o), isa)
+    model = qnnref.Model(graph, backend="kernels", isa=isa, threads=1)
     runs = model.plan()[0]["runs"]
     if not runs.startswith("kernel"):
         pytest.skip(f"no kernel for this node: {runs}")
@@ -62,8 +62,9 @@ def test_operator(benchmark, case, variant, isa):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_bundled_digits(benchmark, isa):
+    require_kernels(isa)
     path = qnnref.bundled_model("digits")
-    model = kernels_model(lambda **o: qnnref.load(path, **o), isa)
+    model = qnnref.load(path, backend="kernels", isa=isa, threads=1)
     reference = qnnref.load(path, backend="reference")
     for i in range(8):
         x = digits_input(reference, i)
