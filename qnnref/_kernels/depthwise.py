@@ -26,7 +26,7 @@ from . import ISA_CODES, NeedsReference, Unsupported, _ext
 from ._common import DTYPE_CODES, pack_requant
 
 INT32_MAX = 2**31 - 1
-#: channels per AVX2 block (one 256-bit register of int16 products pairs per 8 channels)
+#: channels per packed AVX2 block (two 256-bit registers of interleaved int16 pairs)
 PAIR_BLOCK = 16
 
 

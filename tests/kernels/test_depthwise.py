@@ -189,6 +189,12 @@ def test_channel_multiplier(rng, multiplier, channels):
     agree(graph, random_x(rng, "int8", shape))
 
 
+def test_empty_batch(rng):
+    graph = depthwise_graph(rng, (0, 4, 4, 20), (3, 3), pads=(1, 1, 1, 1))
+    out = agree(graph, np.zeros((0, 4, 4, 20), np.int8))
+    assert next(iter(out.values())).shape == (0, 4, 4, 20)
+
+
 def test_non_contiguous_input(rng):
     shape = (1, 6, 5, 18)
     graph = depthwise_graph(rng, shape, (3, 3), pads=(1, 1, 1, 1))
