@@ -82,6 +82,11 @@ class Importer:
             raise Refused(f"{node.where()}: {what} ({name!r}) must be a constant")
         return v.data
 
+    def const_dtype(self, node: OnnxNode, i: int) -> str | None:
+        """The dtype of constant input ``i`` (None when absent)."""
+        name = node.input(i)
+        return self.values[name].dtype if name else None
+
     def tensor(self, node: OnnxNode, i: int, what: str) -> Tensor:
         v = self.values[node.input(i)]
         if not isinstance(v, Tensor):

@@ -32,7 +32,8 @@ from .registry import FLOAT_OPS, HANDLERS
 from . import movement, qdq, qoperator  # noqa: F401  (register the handlers)
 
 #: movement operators through which an integer graph input's quantization is looked for
-_PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool"}
+_PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Relu", "Clip",
+                 "Pad", "Gather", "Concat", "DepthToSpace"}
 
 
 def load_model(model_or_path) -> onnx.ModelProto:
