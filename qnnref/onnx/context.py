@@ -61,6 +61,8 @@ class Importer:
                 if i:
                     self.consumers.setdefault(i, []).append(node)
         self.skip: set[int] = set()          # nodes absorbed by a fusion
+        self.tainted: set[str] = set()       # values computed from stand-ins of refused nodes
+        self.inferred: dict | None = None    # ONNX shape inference, computed on the first refusal
         self.node_names: set[str] = set()
         self._transposed: dict[tuple[str, tuple[int, ...]], str] = {}
 

@@ -53,6 +53,11 @@ CASES = {
     "depth_to_space_dcr": ([node("DepthToSpace", ["xf"], ["yf"], blocksize=2)], (1, 8, 2, 3), (1, 2, 4, 6), []),
     "depth_to_space_crd": ([node("DepthToSpace", ["xf"], ["yf"], blocksize=2, mode="CRD")], (1, 8, 2, 3),
                            (1, 2, 4, 6), []),
+    "resize_asymmetric_floor": ([node("Resize", ["xf", "", "sc"], ["yf"], mode="nearest",
+                                      coordinate_transformation_mode="asymmetric", nearest_mode="floor")],
+                                (1, 2, 3, 4), (1, 2, 6, 8), [init("sc", [1, 1, 2, 2], F32)]),
+    "resize_half_pixel_sizes": ([node("Resize", ["xf", "", "", "sz"], ["yf"], mode="nearest")],
+                                (1, 2, 3, 4), (1, 2, 5, 7), [init("sz", [1, 2, 5, 7], np.int64)]),
 }
 
 

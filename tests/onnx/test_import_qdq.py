@@ -143,6 +143,15 @@ def test_concat_group_requantizes():
     assert "concat" in ops_of(assert_close_to_ort(m, feeds))
 
 
+@pytest.mark.parametrize("act", ["Relu", "Clip"])
+def test_activation_of_a_float_input_before_quantize(act):
+    """Q(relu(x)) = max(Q(x), Q(0)): quantize, then clamp (Q is monotone)."""
+    nodes = [node(act, ["x", "lo", "hi"] if act == "Clip" else ["x"], ["r"]), node("QuantizeLinear", ["r", "s", "z"], ["y"])]
+    inits = [init("s", 0.05, F32), init("z", 100, U8), init("lo", -0.51, F32), init("hi", 2.0, F32)]
+    m = make_model(nodes, {"x": (F32, (3, 8))}, {"y": (U8, (3, 8))}, inits)
+    assert ops_of(assert_close_to_ort(m, xfeed((3, 8)), max_steps=0)) == ["quantize", "clamp"]
+
+
 def test_opset10_without_axis():
     parts = [q_in(), ([node("Relu", ["xf"], ["yf"])], []), q_out()]
     m = build(parts, {"x": (F32, (2, 5))}, opset=10)
