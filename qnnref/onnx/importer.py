@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from .. import dtypes
 from ..builder import GraphBuilder
 from ..errors import QnnError, ValidationError
 from ..interpreter import Model
@@ -49,7 +50,8 @@ def load_model(model_or_path) -> onnx.ModelProto:
         raise ValidationError(f"{model_or_path}: not a readable ONNX model ({e})") from None
 
 
-def import_model(model_or_path, profile: str, input_shapes: dict | None = None) -> Model:
+def import_model(model_or_path, profile: str, input_shapes: dict | None = None,
+                 constants: dict | None = None) -> Model:
     proto = load_model(model_or_path)
     get_profile(profile, "import_onnx")
     try:
@@ -59,14 +61,19 @@ def import_model(model_or_path, profile: str, input_shapes: dict | None = None) 
     b = GraphBuilder(profile=profile, description=proto.doc_string or proto.graph.doc_string or "")
     imp = Importer(graph, profile, b)
     refusals: list[tuple[OnnxNode | None, str]] = []
-    _declare_inputs(imp, input_shapes or {}, refusals)
     for name, arr in graph.initializers.items():
-        dt = numpy_dtype_name(arr) or str(arr.dtype)
-        imp.bind(name, Const(to_numpy(arr), dt))
-    for node in graph.nodes:             # Constant nodes first: fusions look ahead at Clip bounds etc.
+        imp.bind(name, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))
+    declared = {i.name: i for i in graph.inputs}
+    for name, arr in (constants or {}).items():
+        if name not in declared:
+            raise ValidationError(f"import_onnx: constant {name!r} is not a graph input")
+        imp.bind(name, _given_constant(name, arr, declared[name].elem_type))
+    graph.inputs = [i for i in graph.inputs if i.name not in (constants or {})]
+    for node in graph.nodes:             # Constant nodes first: look-aheads read Clip bounds, scales...
         if node.key == ("", "Constant"):
             _import_node(imp, node, refusals)
             imp.skip.add(node.index)
+    _declare_inputs(imp, input_shapes or {}, refusals)
     for node in graph.nodes:
         _import_node(imp, node, refusals)
     if not refusals:
@@ -80,6 +87,22 @@ def import_model(model_or_path, profile: str, input_shapes: dict | None = None) 
 # ---------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------
+
+def _given_constant(name: str, value, elem_type: int) -> Const:
+    """A value given for a graph input, as that input's declared type."""
+    try:
+        dtype = qnnref_dtype(elem_type, f"constant {name!r}")
+    except Refused as e:
+        raise ValidationError(f"import_onnx: {e}") from None
+    if isinstance(value, onnx.TensorProto):
+        value = to_numpy(onnx.numpy_helper.to_array(value))
+    arr = np.asarray(value)
+    if dtype in ("int4", "uint4"):
+        arr = np.asarray(arr, dtype=np.int64)
+    data = arr.astype(dtypes.get(dtype).numpy)
+    if not np.array_equal(data.astype(np.float64), arr.astype(np.float64), equal_nan=True):
+        raise ValidationError(f"import_onnx: constant {name!r} does not fit its declared type {dtype}")
+    return Const(data, dtype)
 
 def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
     for gi in imp.onnx.inputs:
@@ -120,12 +143,8 @@ def _input_quant(imp: Importer, name: str, dtype: str, shape):
         for node in imp.consumers.get(cur, []):
             for t, s, z in input_slots(node):
                 if node.input(t) == cur:
-                    # parameters are initializers or Constants: bind what we need
-                    for i in (s, z):
-                        n = node.input(i)
-                        if n and n not in imp.values and n in imp.onnx.initializers:
-                            arr = imp.onnx.initializers[n]
-                            imp.bind(n, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))
+                    if any(node.input(i) and node.input(i) not in imp.values for i in (s, z)):
+                        continue                  # computed parameters: refused at that node
                     if node.op_type == "DequantizeLinear":
                         q = qdq_quant(imp, node, dtype, shape if direct else None)
                     else:
