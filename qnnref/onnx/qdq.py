@@ -28,6 +28,7 @@ from . import layout
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
                       emit_global_avg_pool, emit_matmul, emit_table, operand_of)
 from .context import Const, Importer, Tensor
+from .movement import concat_plain
 from .quantparams import qdq_quant
 from .reader import OnnxNode, OnnxQuant, Refused
 from .registry import handles
@@ -294,6 +295,5 @@ def concat(imp: Importer, node: OnnxNode) -> None:
         return
     if any(deq):
         raise Refused(f"{node.where()}: mixes dequantized and other inputs")
-    from .movement import concat_plain
     concat_plain(imp, node, vals, axis)
 
