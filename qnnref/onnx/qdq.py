@@ -153,9 +153,14 @@ def quantized_output(imp: Importer, node: OnnxNode, allow_act: bool = True) -> O
         name = act.outputs[0]
         nxt = imp.single_consumer(name)
     if nxt is None or nxt.key != ("", "QuantizeLinear") or nxt.input(0) != name:
-        raise Refused(f"{node.where()}: its float output does not go to one QuantizeLinear (optionally "
-                      f"through Relu/Clip), so it is not an integer {node.op_type}; qnnref has no float32 "
-                      "operators yet")
+        q = _quantized_after_movement(imp, node.outputs[0])
+        if q is None:
+            raise Refused(f"{node.where()}: its float output does not go to one QuantizeLinear (optionally "
+                          f"through Relu/Clip and data movement), so it is not an integer {node.op_type}; "
+                          "qnnref has no float32 operators yet")
+        # Q commutes with data movement (and Relu / Clip are exact on the
+        # quantized values): the result is a dequantized view with Q's parameters
+        return Output(node.outputs[0], q, dequantized=True)
     q = qdq_quant(imp, nxt, None, None)
     if q.dtype == "int32":
         raise Refused(f"{nxt.where()}: quantizing to int32 is not supported")
@@ -164,6 +169,30 @@ def quantized_output(imp: Importer, node: OnnxNode, allow_act: bool = True) -> O
     if act is not None:
         imp.skip.add(act.index)
     return Output(nxt.outputs[0], q, rng)
+
+
+#: single-input operators that only move (or select, or monotonically clamp)
+#: values: a QuantizeLinear after them can be moved before them
+_MOVEMENT = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "DepthToSpace", "MaxPool",
+             "Gather", "Slice", "Resize", "Relu", "Clip"}
+
+
+def _quantized_after_movement(imp: Importer, name: str) -> OnnxQuant | None:
+    """The parameters of the QuantizeLinear reached from float value ``name``
+    through single-consumer data movement (each moving input 0 only), or None."""
+    seen = 0
+    while seen < 16:
+        nxt = imp.single_consumer(name)
+        if nxt is None or nxt.domain != "" or nxt.input(0) != name:
+            return None
+        if nxt.op_type == "QuantizeLinear":
+            q = qdq_quant(imp, nxt, None, None)
+            return q if q.dtype != "int32" else None
+        if nxt.op_type not in _MOVEMENT or (nxt.op_type == "Resize" and nxt.attr("mode", "nearest") != "nearest"):
+            return None
+        name = nxt.outputs[0]
+        seen += 1
+    return None
 
 
 def _bias(imp: Importer, node: OnnxNode, i: int, x: Operand, w: Operand) -> np.ndarray | None:

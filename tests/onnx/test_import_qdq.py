@@ -74,6 +74,19 @@ def test_conv_group_fuses_with_activation(act, per_channel):
         assert conv2d.attrs["act_max"] == 80           # Q(6.0) = 6 / 0.1 + 20
 
 
+def test_quantize_after_data_movement_still_fuses():
+    """Conv -> DepthToSpace -> Relu -> Q (ESPCN's last layer): Q commutes with
+    data movement, so the Conv is an integer conv2d with Q's parameters."""
+    rng = np.random.default_rng(11)
+    w = rand(rng, S8, (8, 2, 3, 3), -64, 63)
+    parts = [q_in(), weight("w", w, np.float32(0.01)),
+             ([node("Conv", ["xf", "wf"], ["c"], pads=[1, 1, 1, 1]), node("DepthToSpace", ["c"], ["d"], blocksize=2),
+               node("Relu", ["d"], ["yf"])], []), q_out(zp=30)]
+    m = build(parts, {"x": (F32, (1, 2, 4, 4))})
+    q = assert_close_to_ort(m, xfeed((1, 2, 4, 4)))
+    assert ops_of(q)[:3] == ["quantize", "transpose", "conv2d"] and "clamp" in ops_of(q)
+
+
 def test_matmul_and_gemm_groups():
     rng = np.random.default_rng(2)
     w1 = rand(rng, S8, (8, 6), -64, 63)
