@@ -6,7 +6,8 @@
    constants is folded (QuantizeLinear with the profile's quantize recipe,
    the rest with ``onnx.reference``); every other node goes to the handler
    registered for its operator (:mod:`.qdq`, :mod:`.qoperator`,
-   :mod:`.movement`), which emits qnnref nodes.
+   :mod:`.movement`, :mod:`.selection`, :mod:`.activations`), which emits
+   qnnref nodes through the helpers of :mod:`.context` and :mod:`.compute`.
 3. Give every graph output its ONNX name, layout and type (a dequantized
    value gets a ``dequantize`` node).
 4. If any node could not be imported, raise one ValidationError listing all
@@ -69,6 +70,9 @@ def import_model(model_or_path, profile: str, input_shapes: dict | None = None,
             raise ValidationError(f"import_onnx: constant {name!r} is not a graph input")
         imp.bind(name, _given_constant(name, arr, declared[name].elem_type))
     graph.inputs = [i for i in graph.inputs if i.name not in (constants or {})]
+    unknown = set(input_shapes or {}) - {i.name for i in graph.inputs}
+    if unknown:
+        raise ValidationError(f"import_onnx: input_shapes names {sorted(unknown)}, which are not graph inputs")
     for node in graph.nodes:             # Constant nodes first: look-aheads read Clip bounds, scales...
         if node.key == ("", "Constant"):
             _import_node(imp, node, refusals)
@@ -103,6 +107,7 @@ def _given_constant(name: str, value, elem_type: int) -> Const:
     if not np.array_equal(data.astype(np.float64), arr.astype(np.float64), equal_nan=True):
         raise ValidationError(f"import_onnx: constant {name!r} does not fit its declared type {dtype}")
     return Const(data, dtype)
+
 
 def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
     for gi in imp.onnx.inputs:
@@ -173,7 +178,7 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
     foldable = not poisoned and all(isinstance(imp.values[i], Const) and imp.values[i].quant is None
                                     for i in inputs) and node.op_type != "DequantizeLinear"
     if handler is None and not foldable:
-        refusals.append((node, _no_handler_reason(imp, node, poisoned)))
+        refusals.append((node, _no_handler_reason(node)))
         _placeholders(imp, node)
         return
     if poisoned:
@@ -181,7 +186,7 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
     tainted = any(i in imp.tainted for i in inputs)
     skip_before = set(imp.skip)
     try:
-        if foldable and not (node.key == ("", "QuantizeLinear")):
+        if foldable and node.op_type != "QuantizeLinear":
             _fold(imp, node)
         else:
             handler(imp, node)
@@ -236,7 +241,7 @@ def _placeholders(imp: Importer, node: OnnxNode) -> None:
             imp.tainted.add(o)
 
 
-def _no_handler_reason(imp: Importer, node: OnnxNode, poisoned: bool) -> str:
+def _no_handler_reason(node: OnnxNode) -> str:
     if node.domain == "" and node.op_type in FLOAT_OPS:
         return (f"{node.where()}: float operator with no quantized form here; qnnref has no float32 "
                 "compute operators yet")
@@ -322,19 +327,21 @@ def _refusal_text(refusals) -> str:
 
 
 def _source_metadata(imp: Importer) -> dict:
+    """``metadata["source"]``: where the model came from, and how each ONNX
+    value that is not a qnnref tensor of the same name, layout and meaning
+    can be read (see spec/onnx-import.md)."""
     g = imp.onnx
     tensors = {}
     for name, v in imp.values.items():
-        if isinstance(v, Tensor) and (v.name != name or v.dequantized or not layout.is_identity(v.perm)):
-            if name in imp.b.tensors and v.name == name and not v.dequantized and name in g.outputs:
-                continue
-            entry = {"tensor": v.name}
-            if not layout.is_identity(v.perm):
-                entry["perm"] = list(v.perm)
-            if v.dequantized:
-                entry["dequantized"] = True
-            tensors[name] = entry
-    for name in g.outputs:
-        tensors.pop(name, None)           # outputs always keep their name, layout and type
+        if not isinstance(v, Tensor) or name in g.outputs:     # outputs keep name, layout and type
+            continue
+        if v.name == name and not v.dequantized and layout.is_identity(v.perm):
+            continue
+        entry = {"tensor": v.name}
+        if not layout.is_identity(v.perm):
+            entry["perm"] = list(v.perm)
+        if v.dequantized:
+            entry["dequantized"] = True
+        tensors[name] = entry
     return {"format": "onnx", "opset": g.opset, "opsets": dict(g.opsets), "producer": g.producer,
             "tensors": tensors}

@@ -192,6 +192,16 @@ def depth_to_space(imp: Importer, node: OnnxNode) -> None:
 # Windows and selections
 # ---------------------------------------------------------------------------
 
+@handles("GlobalMaxPool")
+def global_max_pool(imp: Importer, node: OnnxNode) -> None:
+    v = imp.value(node.input(0))
+    shape = imp.shape(v)
+    if len(shape) != 4:
+        raise Refused(f"{node.where()}: only NCHW inputs are supported")
+    max_pool(imp, OnnxNode(node.index, node.name, "MaxPool", node.domain, node.inputs, node.outputs,
+                           {"kernel_shape": list(shape[2:])}))
+
+
 @handles("MaxPool")
 def max_pool(imp: Importer, node: OnnxNode) -> None:
     v = imp.value(node.input(0))

@@ -26,7 +26,7 @@ from ..arith import dequantize_values, quantize_values
 from ..profiles import get_profile
 from . import layout
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
-                      emit_global_avg_pool, emit_matmul, emit_table, operand_of)
+                      emit_global_avg_pool, emit_matmul, emit_mean, emit_table, operand_of)
 from .context import Const, Importer, Tensor
 from .movement import concat_plain
 from .quantparams import qdq_quant
@@ -174,7 +174,7 @@ def quantized_output(imp: Importer, node: OnnxNode, allow_act: bool = True) -> O
 #: single-input operators that only move (or select, or monotonically clamp)
 #: values: a QuantizeLinear after them can be moved before them
 _MOVEMENT = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "DepthToSpace", "MaxPool",
-             "Gather", "Slice", "Resize", "Relu", "Clip"}
+             "GlobalMaxPool", "Gather", "Slice", "Resize", "Relu", "Clip"}
 
 
 def _quantized_after_movement(imp: Importer, name: str) -> OnnxQuant | None:
@@ -287,6 +287,19 @@ def average_pool(imp: Importer, node: OnnxNode) -> None:
 def global_average_pool(imp: Importer, node: OnnxNode) -> None:
     x = operand_of(imp, node, 0, "input X")
     emit_global_avg_pool(imp, node, x, quantized_output(imp, node, allow_act=False))
+
+
+@handles("ReduceMean")
+def reduce_mean(imp: Importer, node: OnnxNode) -> None:
+    x = operand_of(imp, node, 0, "input data")
+    rank = len(imp.shape(imp.value(node.input(0))))
+    axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const(node, 1, "axes")
+    if axes is None:
+        if node.attr("noop_with_empty_axes", 0):
+            raise Refused(f"{node.where()}: noop_with_empty_axes is not supported")
+        axes = range(rank)
+    emit_mean(imp, node, x, list(np.asarray(axes).reshape(-1)), bool(node.attr("keepdims", 1)),
+              quantized_output(imp, node, allow_act=False))
 
 
 @handles("Sigmoid")
