@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import qnnref
-from conftest import needs_profile
+from onnx_helpers import needs_profile
 from qnnref.onnx import import_onnx
 
 MODULES = ("quantizelinear", "dequantizelinear", "qlinearconv", "qlinearmatmul", "convinteger", "matmulinteger",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import qnnref
-from conftest import MS, init, make_model, node, ops_of
+from onnx_helpers import MS, init, make_model, node, ops_of
 from qnnref.onnx import import_onnx
 
 U8, S8, F32 = np.uint8, np.int8, np.float32

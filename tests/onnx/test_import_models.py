@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import qnnref
-from conftest import PROFILE, digits_float_model, needs_profile, ops_of, ort, ort_quantize
+from onnx_helpers import PROFILE, digits_float_model, digits_images, needs_profile, ops_of, ort, ort_quantize  # noqa: F401
 from qnnref.onnx import import_onnx
 
 CONFIGS = [(fmt, act, wt, pc) for fmt in ("qdq", "qop") for act, wt in (("u8", "s8"), ("s8", "s8"), ("u8", "u8"))

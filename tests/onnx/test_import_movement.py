@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import assert_close_to_ort, init, make_model, node, ops_of, rand
+from onnx_helpers import assert_close_to_ort, init, make_model, node, ops_of, rand
 
 U8, S8, F32 = np.uint8, np.int8, np.float32
 

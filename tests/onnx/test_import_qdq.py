@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import qnnref
-from conftest import assert_close_to_ort, init, make_model, node, ops_of, rand
+from onnx_helpers import assert_close_to_ort, init, make_model, node, ops_of, rand
 
 U8, S8, I16, F32 = np.uint8, np.int8, np.int16, np.float32
 

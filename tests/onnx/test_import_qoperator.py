@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import MS, assert_close_to_ort, init, make_model, node, ops_of, rand
+from onnx_helpers import MS, assert_close_to_ort, init, make_model, node, ops_of, rand
 
 U8, S8 = np.uint8, np.int8
 

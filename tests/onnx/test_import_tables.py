@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from conftest import MS, init, make_model, needs_profile, node, ort_run
+from onnx_helpers import MS, init, make_model, needs_profile, node, ort_run
 from qnnref.arith import QuantizeRecipe, dequantize_values
 from qnnref.onnx import import_onnx
 from qnnref.onnx.reader import OnnxQuant

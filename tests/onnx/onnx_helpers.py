@@ -2,8 +2,11 @@
 ONNX Runtime and in qnnref, and the bundled digits CNN as a float ONNX model
 (quantized by ONNX Runtime's own quantizer in the tests).
 
-Every test here needs onnx and onnxruntime; without them the whole directory
-is skipped (CI installs them: ``pip install "qnnref[onnx]"``).
+Every test module here imports this one first: without onnx and onnxruntime
+the modules are skipped, with the reason (CI installs them:
+``pip install "qnnref[onnx]"``). (Not a conftest.py: tests/conftest.py is
+imported as ``conftest`` by the operator tests, and a second one would
+shadow it.)
 """
 from __future__ import annotations
 
