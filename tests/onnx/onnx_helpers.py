@@ -148,6 +148,34 @@ def digits_float_model(extra_ops: bool = False) -> onnx.ModelProto:
     return make_model(nodes, {"image": (np.float32, (1, 1, 8, 8))}, {"logits": (np.float32, (1, 10))}, inits)
 
 
+def zoo_float_model(seed: int = 0) -> onnx.ModelProto:
+    """A small float CNN with random weights using most operators the
+    quantizers handle: strided Conv, Clip(0, 6), depthwise Conv, SiLU
+    (Sigmoid * x), residual Add, MaxPool, nearest Resize, Concat, Relu,
+    GlobalAveragePool, Reshape, MatMul + bias Add. Input "image" [1, 3, 16, 16]."""
+    rng = np.random.default_rng(seed)
+
+    def w(shape, s=0.3):
+        return rng.normal(0, s, shape).astype(np.float32)
+    inits = [init("w1", w((8, 3, 3, 3))), init("b1", w(8, 0.1)), init("wd", w((8, 1, 3, 3))), init("bd", w(8, 0.1)),
+             init("w2", w((8, 8, 1, 1))), init("b2", w(8, 0.1)), init("w3", w((4, 16, 1, 1))), init("b3", w(4, 0.1)),
+             init("six", np.float32(6)), init("zero", np.float32(0)),
+             init("scales", np.array([1, 1, 2, 2], np.float32)), init("fc", w((4, 5))), init("fcb", w(5, 0.1)),
+             init("shape", np.array([1, -1], np.int64))]
+    nodes = [node("Conv", ["image", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             node("Clip", ["c1", "zero", "six"], ["r1"]),
+             node("Conv", ["r1", "wd", "bd"], ["cd"], pads=[1, 1, 1, 1], group=8),
+             node("Sigmoid", ["cd"], ["sg"]), node("Mul", ["cd", "sg"], ["silu"]),
+             node("Conv", ["silu", "w2", "b2"], ["c2"]), node("Add", ["c2", "r1"], ["res"]),
+             node("MaxPool", ["res"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+             node("Resize", ["mp", "", "scales"], ["up"], mode="nearest"),
+             node("Concat", ["up", "res"], ["cat"], axis=1),
+             node("Conv", ["cat", "w3", "b3"], ["c3"]), node("Relu", ["c3"], ["r3"]),
+             node("GlobalAveragePool", ["r3"], ["gap"]), node("Reshape", ["gap", "shape"], ["flat"]),
+             node("MatMul", ["flat", "fc"], ["mm"]), node("Add", ["mm", "fcb"], ["logits"])]
+    return make_model(nodes, {"image": (np.float32, (1, 3, 16, 16))}, {"logits": (np.float32, (1, 5))}, inits)
+
+
 @pytest.fixture(scope="session")
 def digits_images():
     """(NCHW float32 images [360, 1, 8, 8], labels)."""

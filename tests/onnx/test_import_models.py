@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import qnnref
-from onnx_helpers import PROFILE, digits_float_model, digits_images, needs_profile, ops_of, ort, ort_quantize  # noqa: F401
+from onnx_helpers import (PROFILE, digits_float_model, digits_images, needs_profile, ops_of, ort,  # noqa: F401
+                          ort_quantize, zoo_float_model)
 from qnnref.onnx import import_onnx
 
 CONFIGS = [(fmt, act, wt, pc) for fmt in ("qdq", "qop") for act, wt in (("u8", "s8"), ("s8", "s8"), ("u8", "u8"))
@@ -60,6 +61,24 @@ def test_quantize_static_with_maxpool_and_residual_add(tmp_path, digits_images, 
     assert {"max_pool2d", "add"} <= set(ops_of(m))
     worst, agree = compare(qm, m, images)
     assert worst <= 4 and agree >= N_IMAGES - 1
+
+
+ZOO = [("qdq", "u8", "s8", False), ("qdq", "s8", "s8", True), ("qop", "u8", "s8", True), ("qop", "u8", "u8", False)]
+
+
+@pytest.mark.parametrize("fmt,act,wt,per_channel", ZOO)
+def test_quantize_static_operator_zoo(tmp_path, fmt, act, wt, per_channel):
+    """Depthwise conv, ReLU6, SiLU, residual Add, MaxPool, Resize, Concat,
+    GlobalAveragePool, MatMul + Add, as ORT's quantizer writes them: one
+    transpose into NHWC, none out (the pooled [N, C, 1, 1] reshapes as is)."""
+    images = np.random.default_rng(1).uniform(0, 1, (64, 3, 16, 16)).astype(np.float32)
+    qm = ort_quantize(tmp_path, zoo_float_model(), images, fmt, act, wt, per_channel)
+    m = import_onnx(qm, profile=PROFILE)
+    ops = ops_of(m)
+    assert ops.count("transpose") == 1 and ops.count("conv2d") == 4
+    assert {"table", "mul", "add", "max_pool2d", "gather", "concat", "mean", "matmul"} <= set(ops)
+    worst, agree = compare(qm, m, images)
+    assert worst <= 2 and agree >= N_IMAGES - 1
 
 
 def test_imported_model_saves_and_loads(tmp_path, digits_images):
