@@ -10,6 +10,8 @@ shadow it.)
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -176,9 +178,9 @@ def zoo_float_model(seed: int = 0) -> onnx.ModelProto:
     return make_model(nodes, {"image": (np.float32, (1, 3, 16, 16))}, {"logits": (np.float32, (1, 5))}, inits)
 
 
-@pytest.fixture(scope="session")
+@functools.lru_cache(maxsize=None)
 def digits_images():
-    """(NCHW float32 images [360, 1, 8, 8], labels)."""
+    """(NCHW float32 images [360, 1, 8, 8], labels) of the digits test set."""
     images, labels = qnnref.bundled_test_set("digits")
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2)).astype(np.float32), labels
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import qnnref
-from onnx_helpers import (PROFILE, digits_float_model, digits_images, needs_profile, ops_of, ort,  # noqa: F401
-                          ort_quantize, zoo_float_model)
+from onnx_helpers import (PROFILE, digits_float_model, digits_images, needs_profile, ops_of, ort, ort_quantize,
+                          zoo_float_model)
 from qnnref.onnx import import_onnx
 
 CONFIGS = [(fmt, act, wt, pc) for fmt in ("qdq", "qop") for act, wt in (("u8", "s8"), ("s8", "s8"), ("u8", "u8"))
@@ -42,8 +42,8 @@ def compare(qmodel, imported, images):
 
 
 @pytest.mark.parametrize("fmt,act,wt,per_channel", CONFIGS)
-def test_quantize_static_digits(tmp_path, digits_images, fmt, act, wt, per_channel):
-    images, labels = digits_images
+def test_quantize_static_digits(tmp_path, fmt, act, wt, per_channel):
+    images, labels = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(), images, fmt, act, wt, per_channel)
     m = import_onnx(qm, profile=PROFILE)
     assert m.metadata["source"]["format"] == "onnx" and m.metadata["profile"] == PROFILE
@@ -54,8 +54,8 @@ def test_quantize_static_digits(tmp_path, digits_images, fmt, act, wt, per_chann
 
 
 @pytest.mark.parametrize("fmt", ["qdq", "qop"])
-def test_quantize_static_with_maxpool_and_residual_add(tmp_path, digits_images, fmt):
-    images, _ = digits_images
+def test_quantize_static_with_maxpool_and_residual_add(tmp_path, fmt):
+    images, _ = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(extra_ops=True), images, fmt, "u8", "s8", True)
     m = import_onnx(qm, profile=PROFILE)
     assert {"max_pool2d", "add"} <= set(ops_of(m))
@@ -81,8 +81,8 @@ def test_quantize_static_operator_zoo(tmp_path, fmt, act, wt, per_channel):
     assert worst <= 2 and agree >= N_IMAGES - 1
 
 
-def test_imported_model_saves_and_loads(tmp_path, digits_images):
-    images, _ = digits_images
+def test_imported_model_saves_and_loads(tmp_path):
+    images, _ = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(), images, "qdq", "u8", "s8", True)
     path = tmp_path / "q.onnx"
     import onnx
@@ -98,15 +98,15 @@ def test_imported_model_saves_and_loads(tmp_path, digits_images):
 
 @needs_profile("ort-cpu-x86")
 @pytest.mark.parametrize("fmt,act,wt,per_channel", [c for c in CONFIGS if c[1:3] != ("u8", "u8")])
-def test_quantize_static_digits_bit_exact_under_ort_profile(tmp_path, digits_images, fmt, act, wt, per_channel):
-    images, _ = digits_images
+def test_quantize_static_digits_bit_exact_under_ort_profile(tmp_path, fmt, act, wt, per_channel):
+    images, _ = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(), images, fmt, act, wt, per_channel)
     worst, _ = compare(qm, import_onnx(qm, profile="ort-cpu-x86"), images)
     assert worst == 0
 
 
-def test_quantize_dynamic_is_refused_with_the_reason(tmp_path, digits_images):
-    images, _ = digits_images
+def test_quantize_dynamic_is_refused_with_the_reason(tmp_path):
+    images, _ = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(), images, "qop", "u8", "s8", False, dynamic=True)
     with pytest.raises(qnnref.ValidationError) as e:
         import_onnx(qm, profile=PROFILE)
