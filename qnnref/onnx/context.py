@@ -64,7 +64,7 @@ class Importer:
         self.tainted: set[str] = set()       # values computed from stand-ins of refused nodes
         self.inferred: dict | None = None    # ONNX shape inference, computed on the first refusal
         self.node_names: set[str] = set()
-        self._transposed: dict[tuple[str, tuple[int, ...]], str] = {}
+        self._transposed: dict[tuple, str] = {}
 
     # -- values -------------------------------------------------------------------
     def value(self, name: str) -> Value:
@@ -88,13 +88,6 @@ class Importer:
         """The dtype of constant input ``i`` (None when absent)."""
         name = node.input(i)
         return self.values[name].dtype if name else None
-
-    def tensor(self, node: OnnxNode, i: int, what: str) -> Tensor:
-        v = self.values[node.input(i)]
-        if not isinstance(v, Tensor):
-            raise Refused(f"{node.where()}: {what} ({node.input(i)!r}) is a constant; qnnref "
-                          "computes this operator on run-time tensors only")
-        return v
 
     def info(self, t: Tensor | str):
         return self.b.tensors[t.name if isinstance(t, Tensor) else t]
@@ -151,29 +144,22 @@ class Importer:
     # -- emission -------------------------------------------------------------------
     def emit(self, op: str, inputs: list[str | None], attrs: dict | None, out: str,
              quant: Quant | None = None, node_name: str | None = None) -> str:
-        """Add one qnnref node with a single output named ``out``."""
-        kw = {}
-        if quant is not None:
-            kw = dict(scale=quant.scale, zero_point=quant.zero_point, axis=quant.axis,
-                      block_size=quant.block_size)
+        """Add one qnnref node with a single output named ``out`` (quantized
+        by ``quant``); attributes that are None are left out."""
         name = self.node_name(node_name or out)
         return self.b.node(op, inputs, {k: v for k, v in (attrs or {}).items() if v is not None},
-                           name=name, output=out, **kw)
+                           name=name, output=out, **_quant_kwargs(quant))
 
     def constant(self, data: np.ndarray, dtype: str, quant: Quant | None, base: str) -> str:
-        kw = {}
-        if quant is not None:
-            kw = dict(scale=quant.scale, zero_point=quant.zero_point, axis=quant.axis,
-                      block_size=quant.block_size)
-        name = self.fresh(base)
-        return self.b.constant(name, data, dtype=dtype, **kw)
+        """Add a constant under a fresh name derived from ``base``."""
+        return self.b.constant(self.fresh(base), data, dtype=dtype, **_quant_kwargs(quant))
 
     def materialize(self, t: Tensor, perm: tuple[int, ...]) -> str:
         """The name of a qnnref tensor holding ``t`` in layout ``perm``: ``t``
         itself, or a transpose of it (emitted once per tensor and layout)."""
         if tuple(t.perm) == tuple(perm):
             return t.name
-        key = (t.name, tuple(perm))
+        key = (t.name, tuple(t.perm), tuple(perm))      # one tensor may be seen in several layouts
         if key not in self._transposed:
             src_info = self.info(t)
             tperm = layout.transpose_between(t.perm, tuple(perm))
@@ -191,11 +177,6 @@ class Importer:
         """``t`` in ONNX's axis order."""
         return self.materialize(t, layout.identity(len(t.perm)))
 
-    def quantized_const(self, c: Const, perm: tuple[int, ...], base: str) -> str:
-        """A qnnref constant for a dequantized constant ``c`` in layout ``perm``."""
-        data = np.ascontiguousarray(np.transpose(c.data, perm))
-        return self.constant(data, c.quant.dtype, c.quant.to_quant(perm), base)
-
     # -- look-ahead for fusions ------------------------------------------------------
     def single_consumer(self, name: str) -> OnnxNode | None:
         """The only node reading ``name``, if exactly one does and ``name`` is
@@ -204,3 +185,10 @@ class Importer:
         if name in self.graph_outputs or len(users) != 1 or users[0].index in self.skip:
             return None
         return users[0]
+
+
+def _quant_kwargs(q: Quant | None) -> dict:
+    """GraphBuilder's keyword arguments for quantization ``q``."""
+    if q is None:
+        return {}
+    return {"scale": q.scale, "zero_point": q.zero_point, "axis": q.axis, "block_size": q.block_size}

@@ -90,6 +90,16 @@ def test_transpose_only_relabels():
     assert ops_of(q) == ["quantize", "dequantize"]
 
 
+def test_one_tensor_seen_in_two_layouts():
+    """Two Transposes of one tensor are two different views of it."""
+    inits = [init("s", 0.05, F32), init("z", 128, U8)]
+    nodes = [node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             node("Transpose", ["xq"], ["a"], perm=[1, 2, 0]), node("Transpose", ["xq"], ["b"], perm=[2, 0, 1])]
+    m = make_model(nodes, {"x": (F32, (2, 3, 4))}, {"a": (U8, (3, 4, 2)), "b": (U8, (4, 2, 3))}, inits)
+    q = assert_close_to_ort(m, feed((2, 3, 4)), max_steps=0)
+    assert ops_of(q) == ["quantize", "transpose", "transpose"]
+
+
 def test_integer_movement_in_qoperator_graphs():
     """Reshape / Transpose / Concat / Gather on uint8 tensors between QLinear
     operators; the integer input's quantization comes from its consumer."""
