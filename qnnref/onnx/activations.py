@@ -8,6 +8,8 @@ from .. import dtypes
 from ..arith import dequantize_values
 from .context import Importer, Tensor
 from .movement import emit_moved
+from .qdq import activation_range, quantize_linear
+from .quantparams import qdq_quant
 from .reader import OnnxNode, Refused
 from .registry import handles
 
@@ -81,11 +83,9 @@ def _clip_then_quantize(imp: Importer, node: OnnxNode, v: Tensor) -> bool:
     codes of x) -> QuantizeLinear(q): ``Q(clip(r, a, b)) = clip(Q(r), Q(a), Q(b))``
     because Q is monotone, so the QuantizeLinear is applied first and the
     clamp happens in its integers."""
-    from .qdq import activation_range, quantize_linear
     nxt = imp.single_consumer(node.outputs[0])
     if nxt is None or nxt.key != ("", "QuantizeLinear") or nxt.input(0) != node.outputs[0]:
         return False
-    from .quantparams import qdq_quant
     q = qdq_quant(imp, nxt, None, None)
     lo, hi = activation_range(imp, node, q)
     # quantize the unclipped value (under a temporary ONNX name)...

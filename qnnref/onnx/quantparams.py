@@ -74,7 +74,7 @@ def qdq_quant(imp, node: OnnxNode, dtype: str | None, shape) -> OnnxQuant:
         if zp is not None:
             dtype = imp.const_dtype(node, 2)
             if dtype not in DTYPES.values():
-                raise Refused(f"{node.where()}: zero point of type {imp.const_dtype(node, 2)}, which qnnref does not have")
+                raise Refused(f"{node.where()}: zero point of type {dtype}, which qnnref does not have")
             if out_type and DTYPES.get(out_type) != dtype:
                 raise Refused(f"{node.where()}: output_dtype {type_name(out_type)} differs from the zero point's")
         elif out_type:

@@ -12,7 +12,7 @@ from ..arith import dequantize_values
 from . import layout
 from .compute import alias_name
 from .context import Const, Importer, Tensor
-from .movement import moved_const, emit_moved
+from .movement import emit_moved, moved_const
 from .reader import OnnxNode, OnnxQuant, Refused
 from .registry import handles
 
@@ -37,7 +37,10 @@ def resize(imp: Importer, node: OnnxNode) -> None:
     if old:
         scales = node.attr("scales") if node.input(1) == "" else imp.const(node, 1, "scales")
         sizes = None
+        # Upsample / Resize-10: asymmetric coordinates, floor (ONNX Runtime rounds up when shrinking)
         coord, nearest = "asymmetric", "floor"
+        if scales is None or np.any(np.asarray(scales, np.float32) < 1):
+            raise Refused(f"{node.where()}: opset-10 Resize / Upsample that shrinks an axis is not supported")
     else:
         scales = imp.const(node, 2, "scales")
         sizes = imp.const(node, 3, "sizes")

@@ -11,7 +11,8 @@ from onnx_helpers import assert_close_to_ort, init, make_model, node, ops_of, ra
 U8, S8, F32 = np.uint8, np.int8, np.float32
 
 
-def qdq_wrap(op_nodes, x_shape, out_shape, extra_inits=(), scale=0.05, zp=128, out_scale=None, out_zp=None):
+def qdq_wrap(op_nodes, x_shape, out_shape, extra_inits=(), scale=0.05, zp=128, out_scale=None, out_zp=None,
+             opset=13):
     """float x -> Q -> DQ -> op_nodes (reading "xf", writing "yf") -> Q -> DQ -> float y."""
     out_scale = scale if out_scale is None else out_scale
     out_zp = zp if out_zp is None else out_zp
@@ -20,7 +21,7 @@ def qdq_wrap(op_nodes, x_shape, out_shape, extra_inits=(), scale=0.05, zp=128, o
     nodes = [node("QuantizeLinear", ["x", "s", "z"], ["xq"]), node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
              *op_nodes,
              node("QuantizeLinear", ["yf", "os", "oz"], ["yq"]), node("DequantizeLinear", ["yq", "os", "oz"], ["y"])]
-    return make_model(nodes, {"x": (F32, x_shape)}, {"y": (F32, out_shape)}, inits)
+    return make_model(nodes, {"x": (F32, x_shape)}, {"y": (F32, out_shape)}, inits, opset=opset)
 
 
 def feed(shape, seed=0):
@@ -81,6 +82,12 @@ def test_qdq_movement_then_other_parameters(case):
     m = qdq_wrap(nodes, x_shape, y_shape, inits, out_scale=0.07, out_zp=100)
     q = assert_close_to_ort(m, feed(x_shape, 1), max_steps=0)
     assert ops_of(q).count("quantize") == 2
+
+
+def test_resize_opset10():
+    nodes = [node("Resize", ["xf", "sc"], ["yf"], mode="nearest")]
+    m = qdq_wrap(nodes, (1, 2, 3, 3), (1, 2, 6, 9), [init("sc", [1, 1, 2, 3], F32)], opset=10)
+    assert ops_of(assert_close_to_ort(m, feed((1, 2, 3, 3)), max_steps=0)).count("gather") == 2
 
 
 def test_transpose_only_relabels():
