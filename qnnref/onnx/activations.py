@@ -84,7 +84,7 @@ def _clip_then_quantize(imp: Importer, node: OnnxNode, v: Tensor) -> bool:
     because Q is monotone, so the QuantizeLinear is applied first and the
     clamp happens in its integers."""
     nxt = imp.single_consumer(node.outputs[0])
-    if nxt is None or nxt.key != ("", "QuantizeLinear") or nxt.input(0) != node.outputs[0]:
+    if nxt is None or not nxt.is_quantize or nxt.input(0) != node.outputs[0]:
         return False
     q = qdq_quant(imp, nxt, None, None)
     lo, hi = activation_range(imp, node, q)

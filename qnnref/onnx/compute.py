@@ -83,7 +83,7 @@ def alias_name(imp: Importer, onnx_name: str, q: OnnxQuant | None, perm) -> str 
     QuantizeLinear with parameters ``q`` (so that it is the identity), the
     name of its output: the integer tensor then carries that ONNX name."""
     nxt = imp.single_consumer(onnx_name)
-    if q is None or nxt is None or nxt.key != ("", "QuantizeLinear") or nxt.input(0) != onnx_name:
+    if q is None or nxt is None or not nxt.is_quantize or nxt.input(0) != onnx_name:
         return None
     try:
         shape = None if q.axis is None and q.block_size is None else imp.shape(imp.value(onnx_name))

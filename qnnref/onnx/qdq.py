@@ -152,7 +152,7 @@ def quantized_output(imp: Importer, node: OnnxNode, allow_act: bool = True) -> O
         act = nxt
         name = act.outputs[0]
         nxt = imp.single_consumer(name)
-    if nxt is None or nxt.key != ("", "QuantizeLinear") or nxt.input(0) != name:
+    if nxt is None or not nxt.is_quantize or nxt.input(0) != name:
         q = _quantized_after_movement(imp, node.outputs[0])
         if q is None:
             raise Refused(f"{node.where()}: its float output does not go to one QuantizeLinear (optionally "
@@ -183,12 +183,12 @@ def _quantized_after_movement(imp: Importer, name: str) -> OnnxQuant | None:
     seen = 0
     while seen < 16:
         nxt = imp.single_consumer(name)
-        if nxt is None or nxt.domain != "" or nxt.input(0) != name:
+        if nxt is None or nxt.input(0) != name:
             return None
-        if nxt.op_type == "QuantizeLinear":
+        if nxt.is_quantize:
             q = qdq_quant(imp, nxt, None, None)
             return q if q.dtype != "int32" else None
-        if nxt.op_type not in _MOVEMENT or (nxt.op_type == "Resize" and nxt.attr("mode", "nearest") != "nearest"):
+        if nxt.domain != "" or nxt.op_type not in _MOVEMENT or (nxt.op_type == "Resize" and nxt.attr("mode", "nearest") != "nearest"):
             return None
         name = nxt.outputs[0]
         seen += 1

@@ -92,6 +92,11 @@ class OnnxNode:
         dom = f"{self.domain}:" if self.domain else ""
         return f"node {self.name!r} ({dom}{self.op_type})"
 
+    @property
+    def is_quantize(self) -> bool:
+        """QuantizeLinear of ai.onnx or com.microsoft (the same operator)."""
+        return self.op_type == "QuantizeLinear" and self.domain in ("", "com.microsoft")
+
     def input(self, i: int) -> str:
         """The name of input ``i``, or "" when absent."""
         return self.inputs[i] if i < len(self.inputs) else ""

@@ -191,7 +191,7 @@ def ort_quantize(tmp_path, float_model, images, fmt: str, act: str, weight: str,
     first ``calib`` images as calibration data, or dynamic)."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
                                           quantize_static)
-    types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
+    types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8, "s4": QuantType.QInt4, "s16": QuantType.QInt16}
     src, dst = tmp_path / "float.onnx", tmp_path / f"q_{fmt}_{act}{weight}_{per_channel}_{dynamic}.onnx"
     onnx.save(float_model, str(src))
     if dynamic:

@@ -81,6 +81,26 @@ def test_quantize_static_operator_zoo(tmp_path, fmt, act, wt, per_channel):
     assert worst <= 2 and agree >= N_IMAGES - 1
 
 
+def test_quantize_static_int4_weights(tmp_path):
+    """ORT writes int4 weights with com.microsoft QuantizeLinear / DequantizeLinear."""
+    images, _ = digits_images()
+    qm = ort_quantize(tmp_path, digits_float_model(), images, "qdq", "u8", "s4", True)
+    assert any(n.domain == "com.microsoft" for n in qm.graph.node)
+    m = import_onnx(qm, profile=PROFILE)
+    assert sum(t.dtype == "int4" for t in m.graph.tensors.values()) == 4
+    worst, agree = compare(qm, m, images)
+    assert worst <= 3 and agree >= N_IMAGES - 1
+
+
+def test_quantize_static_int16_activations_are_refused(tmp_path):
+    images, _ = digits_images()
+    qm = ort_quantize(tmp_path, digits_float_model(), images, "qdq", "s16", "s8", True)
+    with pytest.raises(qnnref.ValidationError) as e:
+        import_onnx(qm, profile=PROFILE)
+    text = str(e.value)
+    assert text.count("has dtype int16") == 4 and "'conv1' (Conv)" in text and "'fc' (Gemm)" in text
+
+
 def test_imported_model_saves_and_loads(tmp_path):
     images, _ = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(), images, "qdq", "u8", "s8", True)
