@@ -26,8 +26,19 @@ def pack_by_count(params_by_count: dict, y_zero_point: int, y_dtype: str, act) -
 
 
 class AvgPoolState:
-    __slots__ = ("geo", "dtype", "dtype_code", "include_pad", "x_zp", "rounding", "lo", "hi", "counts",
-                 "pack", "out_shape")
+    __slots__ = (
+        "counts",
+        "dtype",
+        "dtype_code",
+        "geo",
+        "hi",
+        "include_pad",
+        "lo",
+        "out_shape",
+        "pack",
+        "rounding",
+        "x_zp",
+    )
 
 
 @register_kernel

@@ -36,7 +36,7 @@ def clamp_range(dtype_name: str, act) -> tuple[int, int]:
 
 
 class MaxPoolState:
-    __slots__ = ("geo", "dtype", "dtype_code", "lo", "hi", "out_shape")
+    __slots__ = ("dtype", "dtype_code", "geo", "hi", "lo", "out_shape")
 
 
 @register_kernel

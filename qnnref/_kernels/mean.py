@@ -31,7 +31,7 @@ def outer_reduce_inner(shape, axes) -> tuple[int, int, int]:
 
 
 class MeanState:
-    __slots__ = ("outer", "reduce", "inner", "dtype", "dtype_code", "x_zp", "pack", "out_shape")
+    __slots__ = ("dtype", "dtype_code", "inner", "out_shape", "outer", "pack", "reduce", "x_zp")
 
 
 @register_kernel

@@ -9,7 +9,7 @@ from . import ISA_CODES, Kernel, Unsupported, _ext, register_kernel
 
 
 class SoftmaxState:
-    __slots__ = ("axis", "x_signed", "dtype", "params", "exp_table", "out_shape")
+    __slots__ = ("axis", "dtype", "exp_table", "out_shape", "params", "x_signed")
 
 
 @register_kernel

@@ -7,7 +7,7 @@ from . import ISA_CODES, Kernel, Unsupported, _ext, register_kernel
 
 
 class TableState:
-    __slots__ = ("x_signed", "lut_bytes", "dtype", "out_shape")
+    __slots__ = ("dtype", "lut_bytes", "out_shape", "x_signed")
 
 
 @register_kernel

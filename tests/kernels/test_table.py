@@ -57,7 +57,8 @@ def test_identity_and_extreme_tables(x_dtype, lut_dtype):
               np.where(np.arange(256) % 2, dt.max, dt.min)]
     for lut in tables:
         lut = lut.astype(dt.numpy)
-        assert_all_backends_agree(table_graph((3, 256), x_dtype, lut, lut_dtype), every_value(x_dtype, 3).reshape(3, 256))
+        x = every_value(x_dtype, 3).reshape(3, 256)
+        assert_all_backends_agree(table_graph((3, 256), x_dtype, lut, lut_dtype), x)
 
 
 @pytest.mark.parametrize("fn", sorted(TABLE_FUNCTIONS))

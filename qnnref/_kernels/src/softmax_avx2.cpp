@@ -46,7 +46,9 @@ static T row_max(const T* x, int64_t depth) {
   T max = x[0];
   if (n_vec > 0) {
     __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-    for (int64_t i = 32; i < n_vec; i += 32) m = vmax(m, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), T());
+    for (int64_t i = 32; i < n_vec; i += 32) {
+      m = vmax(m, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), T());
+    }
     alignas(32) T lanes[32];
     _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), m);
     for (int k = 0; k < 32; ++k) max = lanes[k] > max ? lanes[k] : max;
