@@ -22,3 +22,22 @@ def requantize_rows(int isa, const int32_t[::1] acc, object pack, int64_t channe
             st |= requantize_row(isa, &acc[i * channels], channels, r, 0, out_dtype,
                                  <void*>(&o[0] + i * channels * itemsize))
     return st
+
+
+_OUT_NUMPY = {0: np.int8, 1: np.uint8, 2: np.int16, 3: np.int32, 4: np.int8, 5: np.uint8}
+
+
+def requantize_row_test(int isa, const int32_t[::1] acc, object pack, int64_t ch0, int32_t out_dtype):
+    """For tests: ONE requantize_row call over all of ``acc`` (element i has
+    channel ch0 + i when the pack is per-channel, which must then hold at
+    least ch0 + len(acc) channels). Returns (out, status)."""
+    cdef Requant r = make_requant(pack)
+    cdef int64_t n = acc.shape[0]
+    out = np.zeros(n, dtype=_OUT_NUMPY[out_dtype])
+    if n == 0:
+        return out, 0
+    cdef uint8_t[::1] o = out.view(np.uint8)
+    cdef int32_t st
+    with nogil:
+        st = requantize_row(isa, &acc[0], n, r, ch0, out_dtype, <void*>&o[0])
+    return out, st
