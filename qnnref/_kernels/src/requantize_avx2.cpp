@@ -313,7 +313,7 @@ Status run_row(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, int
     default: failed = run_blocks(block, acc, n8, ch0, static_cast<int32_t*>(out)); break;
   }
   // the remainder: the scalar definition itself
-  void* tail_out = static_cast<char*>(out) + n8 * dtype_size(out_dtype);
+  void* tail_out = static_cast<char*>(out) + n8 * dtype_bytes(out_dtype);
   const Status tail = scalar::requantize_row(acc + n8, n - n8, p, ch0 + n8, out_dtype, tail_out);
   return failed || tail != STATUS_OK ? STATUS_NEEDS_REFERENCE : STATUS_OK;
 }
@@ -362,6 +362,12 @@ Status dispatch(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, in
 }
 
 }  // namespace
+
+Status requantize_tensor(const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner,
+                         const int32_t* x_zp, const int32_t* y_zp, const Requant& p, int32_t out_dtype,
+                         void* y, int32_t threads) {
+  return requantize_tensor_for<ISA_AVX2>(x, x_dtype, n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads);
+}
 
 Status requantize_row(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, int32_t out_dtype,
                       void* out) {

@@ -2,6 +2,8 @@
 // kernel, and the requantize operator itself.
 #pragma once
 
+#include <atomic>
+
 #include "qnnref/common.h"
 
 namespace qnnref {
@@ -24,6 +26,142 @@ inline int32_t requantize_row(int32_t isa, const int32_t* acc, int64_t n, const 
                              int32_t out_dtype, void* out) {
   return isa == ISA_AVX2 ? avx2::requantize_row(acc, n, p, ch0, out_dtype, out)
                          : scalar::requantize_row(acc, n, p, ch0, out_dtype, out);
+}
+
+// ---------------------------------------------------------------------------
+// Parameters along an axis, and the requantize operator
+// ---------------------------------------------------------------------------
+
+// Element f of a flat tensor uses parameter (f / inner) % mid: per tensor,
+// mid = 1; per axis, mid = the axis length and inner = the product of the
+// later dimensions; one parameter per element, mid = size and inner = 1.
+// for_each_segment(f0, n, mid, inner, fn) calls fn(j, len, m, stride) for
+// consecutive runs covering the elements f0 + [0, n): element f0 + j + k
+// (0 <= k < len) uses parameter m + k * stride, where stride is 1 when
+// inner == 1 (a parameter per element) and 0 otherwise (one for the run).
+// (static: each translation unit, compiled with its own ISA flags, keeps
+// its own copy.)
+template <class F>
+static inline void for_each_segment(int64_t f0, int64_t n, int64_t mid, int64_t inner, F&& fn) {
+  if (mid == 1) {
+    if (n > 0) fn(int64_t(0), n, int64_t(0), int64_t(0));
+    return;
+  }
+  int64_t j = 0;
+  if (inner == 1) {
+    int64_t m = f0 % mid;
+    while (j < n) {
+      const int64_t len = n - j < mid - m ? n - j : mid - m;
+      fn(j, len, m, int64_t(1));
+      j += len;
+      m = 0;
+    }
+    return;
+  }
+  int64_t m = (f0 / inner) % mid, r = f0 % inner;
+  while (j < n) {
+    const int64_t len = n - j < inner - r ? n - j : inner - r;
+    fn(j, len, m, int64_t(0));
+    j += len;
+    r = 0;
+    if (++m == mid) m = 0;
+  }
+}
+
+// Requant of one channel c of a per-channel Requant, as a per-tensor one.
+inline Requant channel_requant(const Requant& p, int64_t c) {
+  Requant q = p;
+  if (p.per_channel) {
+    q.multiplier += c;
+    q.shift += c;
+    q.real_f32 += c;
+    q.real_f64 += c;
+    q.per_channel = 0;
+  }
+  return q;
+}
+
+inline int64_t dtype_bytes(int32_t dtype) { return dtype == DT_INT16 ? 2 : (dtype == DT_INT32 ? 4 : 1); }
+
+// requantize_tensor: the requantize operator on n elements of x (x_dtype),
+// element f with channel c = (f / inner) % mid:
+//   y[f] = requantize_output(x[f] - x_zp[c], p with zero point y_zp[c], c)
+// p is per channel with mid entries, or per tensor. Python guarantees:
+// |x - x_zp| < 2^31 (x of at most 16 bits, or int32 with zero point 0);
+// when inner == 1 and mid > 1, y_zp is uniform and equals p.zero_point.
+// Threads split the elements. Returns STATUS_NEEDS_REFERENCE on a REQUIRE failure.
+namespace scalar {
+Status requantize_tensor(const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner,
+                         const int32_t* x_zp, const int32_t* y_zp, const Requant& p, int32_t out_dtype,
+                         void* y, int32_t threads);
+}
+namespace avx2 {
+Status requantize_tensor(const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner,
+                         const int32_t* x_zp, const int32_t* y_zp, const Requant& p, int32_t out_dtype,
+                         void* y, int32_t threads);
+}
+inline int32_t requantize_tensor(int32_t isa, const void* x, int32_t x_dtype, int64_t n, int64_t mid,
+                                 int64_t inner, const int32_t* x_zp, const int32_t* y_zp, const Requant& p,
+                                 int32_t out_dtype, void* y, int32_t threads) {
+  return isa == ISA_AVX2 ? avx2::requantize_tensor(x, x_dtype, n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads)
+                         : scalar::requantize_tensor(x, x_dtype, n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads);
+}
+
+// The body of requantize_tensor for one ISA (instantiated in each ISA's
+// translation unit): chunks of kChunk elements are widened and centered
+// into an int32 buffer, then requantize_row (of that ISA) finishes them.
+constexpr int64_t kChunk = 256;        // elements per stack buffer
+constexpr int64_t kGrain = 4096;       // elements per thread, at least
+
+template <int32_t Isa, typename T>
+static Status requantize_tensor_impl(const T* x, int64_t n, int64_t mid, int64_t inner, const int32_t* x_zp,
+                                     const int32_t* y_zp, const Requant& p, int32_t out_dtype, void* y,
+                                     int32_t threads) {
+  const int64_t out_bytes = dtype_bytes(out_dtype);
+  std::atomic<bool> failed{false};
+  parallel_for(threads, n, kGrain, [&](int64_t begin, int64_t end) {
+    int32_t acc[kChunk];
+    int32_t st = STATUS_OK;
+    for_each_segment(begin, end - begin, mid, inner, [&](int64_t j, int64_t len, int64_t m, int64_t stride) {
+      // stride 0: one channel m for the whole run (its own zero points);
+      // stride 1: channels m, m + 1, ... (per-channel p, uniform y zero point)
+      Requant q = stride ? p : channel_requant(p, m);
+      if (!stride) q.zero_point = y_zp[m];
+      for (int64_t k = 0; k < len; k += kChunk) {
+        const int64_t c = len - k < kChunk ? len - k : kChunk;
+        const int64_t f = begin + j + k;
+        if (stride) {
+          const int32_t* zp = x_zp + m + k;
+          for (int64_t i = 0; i < c; ++i) acc[i] = int32_t(x[f + i]) - zp[i];
+        } else {
+          const int32_t zp = x_zp[m];
+          for (int64_t i = 0; i < c; ++i) acc[i] = int32_t(x[f + i]) - zp;
+        }
+        st |= requantize_row(Isa, acc, c, q, stride ? m + k : 0, out_dtype,
+                             static_cast<char*>(y) + f * out_bytes);
+      }
+    });
+    if (st != STATUS_OK) failed = true;
+  });
+  return failed ? STATUS_NEEDS_REFERENCE : STATUS_OK;
+}
+
+template <int32_t Isa>
+static Status requantize_tensor_for(const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner,
+                                    const int32_t* x_zp, const int32_t* y_zp, const Requant& p,
+                                    int32_t out_dtype, void* y, int32_t threads) {
+  switch (x_dtype) {
+    case DT_INT8:
+    case DT_INT4:
+      return requantize_tensor_impl<Isa>(static_cast<const int8_t*>(x), n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads);
+    case DT_UINT8:
+    case DT_UINT4:
+      return requantize_tensor_impl<Isa>(static_cast<const uint8_t*>(x), n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads);
+    case DT_INT16:
+      return requantize_tensor_impl<Isa>(static_cast<const int16_t*>(x), n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads);
+    default:
+      return requantize_tensor_impl<Isa>(static_cast<const int32_t*>(x), n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads);
+  }
 }
 
 }  // namespace qnnref
@@ -138,11 +276,6 @@ inline void store8(int8_t* out, __m256i v) {
 inline void store8(uint8_t* out, __m256i v) {
   const __m128i w = pack8_i16(v);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w, w));
-}
-
-// Bytes per element of a storage dtype.
-inline int64_t dtype_size(int32_t out_dtype) {
-  return out_dtype == DT_INT16 ? 2 : (out_dtype == DT_INT32 ? 4 : 1);
 }
 
 }  // namespace rq
