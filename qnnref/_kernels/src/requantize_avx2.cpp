@@ -318,23 +318,6 @@ Status run_row(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, int
   return failed || tail != STATUS_OK ? STATUS_NEEDS_REFERENCE : STATUS_OK;
 }
 
-template <Rounding M>
-using ModeTag = std::integral_constant<Rounding, M>;
-
-// f(ModeTag<mode>{}) for the run-time rounding mode.
-template <class F>
-Status with_mode(int32_t mode, F&& f) {
-  switch (mode) {
-    case HALF_TO_EVEN: return f(ModeTag<HALF_TO_EVEN>{});
-    case HALF_AWAY_FROM_ZERO: return f(ModeTag<HALF_AWAY_FROM_ZERO>{});
-    case HALF_UP: return f(ModeTag<HALF_UP>{});
-    case HALF_DOWN: return f(ModeTag<HALF_DOWN>{});
-    case FLOOR: return f(ModeTag<FLOOR>{});
-    case CEIL: return f(ModeTag<CEIL>{});
-    default: return f(ModeTag<TRUNCATE>{});
-  }
-}
-
 template <bool PC>
 Status dispatch(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, int32_t out_dtype, void* out) {
   if (p.kind == FIXED_POINT) {

@@ -174,6 +174,8 @@ static Status requantize_tensor_for(const void* x, int32_t x_dtype, int64_t n, i
 #if defined(__AVX2__)
 #include <immintrin.h>
 
+#include <type_traits>
+
 namespace qnnref {
 namespace avx2 {
 namespace rq {
@@ -276,6 +278,24 @@ inline void store8(int8_t* out, __m256i v) {
 inline void store8(uint8_t* out, __m256i v) {
   const __m128i w = pack8_i16(v);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w, w));
+}
+
+template <Rounding M>
+using ModeTag = std::integral_constant<Rounding, M>;
+
+// f(ModeTag<mode>{}) for the run-time rounding mode: one instantiation of f
+// per mode, so that loops carry no branch on the mode.
+template <class F>
+inline auto with_mode(int32_t mode, F&& f) {
+  switch (mode) {
+    case HALF_TO_EVEN: return f(ModeTag<HALF_TO_EVEN>{});
+    case HALF_AWAY_FROM_ZERO: return f(ModeTag<HALF_AWAY_FROM_ZERO>{});
+    case HALF_UP: return f(ModeTag<HALF_UP>{});
+    case HALF_DOWN: return f(ModeTag<HALF_DOWN>{});
+    case FLOOR: return f(ModeTag<FLOOR>{});
+    case CEIL: return f(ModeTag<CEIL>{});
+    default: return f(ModeTag<TRUNCATE>{});
+  }
 }
 
 }  // namespace rq
