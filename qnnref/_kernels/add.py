@@ -14,6 +14,7 @@ import numpy as np
 from ..arith import Recipe, prepare_requant
 from . import ISA_CODES, Kernel, NeedsReference, Unsupported, _ext, register_kernel
 from ._common import DTYPE_CODES, FLOAT_DTYPE_CODES, pack_requant, rounding_code
+from .requantize import contiguous
 
 
 def operand_pattern(shape, out_shape) -> tuple[int, int] | None:
@@ -57,8 +58,8 @@ def prepare_binary(ctx) -> BinaryState:
 
 
 def run_binary(run, state, args, isa, threads, what):
-    a = np.ascontiguousarray(args[0])
-    b = np.ascontiguousarray(args[1])
+    a = contiguous(args[0])
+    b = contiguous(args[1])
     y = np.empty(state.shape, state.numpy)
     if y.size == 0:
         return [y]

@@ -5,6 +5,7 @@ import numpy as np
 
 from . import ISA_CODES, Kernel, _ext, register_kernel
 from ._common import DTYPE_CODES
+from .requantize import contiguous
 
 
 @register_kernel
@@ -17,7 +18,7 @@ class ClampKernel(Kernel):
 
     def run(self, ctx, state, args, isa, threads):
         dtype, lo, hi = state
-        x = np.ascontiguousarray(args[0])
+        x = contiguous(args[0])
         y = np.empty_like(x)
         if x.size:
             _ext.clamp_run(ISA_CODES[isa], x, dtype, lo, hi, y, threads)

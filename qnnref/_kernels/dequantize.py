@@ -7,7 +7,7 @@ import numpy as np
 from . import ISA_CODES, Kernel, Unsupported, _ext, register_kernel
 from ._common import DTYPE_CODES
 from .add import operand_pattern
-from .requantize import centered_fits_int32, per_axis, row_tiling
+from .requantize import centered_fits_int32, contiguous, per_axis, row_tiling
 
 
 class _State:
@@ -37,7 +37,7 @@ class DequantizeKernel(Kernel):
         return st
 
     def run(self, ctx, state, args, isa, threads):
-        x = np.ascontiguousarray(args[0])
+        x = contiguous(args[0])
         y = np.empty(x.shape, np.float32)
         if x.size:
             _ext.dequantize_run(ISA_CODES[isa], x, state, y.reshape(-1), threads)

@@ -10,7 +10,7 @@ import numpy as np
 from . import ISA_CODES, Kernel, NeedsReference, Unsupported, _ext, register_kernel
 from ._common import DTYPE_CODES, FLOAT_DTYPE_CODES, rounding_code
 from .add import operand_pattern
-from .requantize import per_axis, row_tiling
+from .requantize import contiguous, per_axis, row_tiling
 
 
 class _State:
@@ -47,7 +47,7 @@ class QuantizeKernel(Kernel):
         return st
 
     def run(self, ctx, state, args, isa, threads):
-        x = np.ascontiguousarray(args[0], dtype=np.float32)   # float16 -> float32 is exact
+        x = contiguous(args[0], np.float32)   # float16 -> float32 is exact
         y = np.empty(x.shape, state.numpy)
         if x.size == 0:
             return [y]

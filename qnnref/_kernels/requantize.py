@@ -39,6 +39,12 @@ def per_axis(a, mid: int, tile: int = 1, dtype=None) -> np.ndarray:
     return np.ascontiguousarray(np.tile(v, tile), dtype=dtype)
 
 
+def contiguous(a, dtype=None) -> np.ndarray:
+    """``a`` as a C-contiguous array of the same shape (np.ascontiguousarray
+    alone turns a 0-d array into shape (1,))."""
+    return np.ascontiguousarray(a, dtype=dtype).reshape(np.shape(a))
+
+
 def check_float_pack(pack) -> None:
     """A float32 recipe needs multipliers that are finite in float32 (the
     reference would multiply 0 by inf: NaN, which has no integer value)."""
@@ -50,6 +56,8 @@ def centered_fits_int32(dtype_name: str, zero_points) -> bool:
     """True when x - zp fits int32 for every value x of the dtype."""
     dt = dtypes.get(dtype_name)
     zp = np.asarray(zero_points, np.int64)
+    if zp.size == 0:
+        return True
     return bool(dt.min - zp.max() >= -(2**31) and dt.max - zp.min() <= 2**31 - 1)
 
 
@@ -70,6 +78,8 @@ class RequantizeKernel(Kernel):
         params: RequantParams = p["params"]
         axis = x.quant.axis if x.quant.axis is not None else y.quant.axis
         mid, inner = axis_segments(x.shape, axis)
+        if mid == 0:
+            raise Unsupported("an empty quantization axis")
         y_zp_all = per_axis(p["y_zp"], mid, dtype=np.int64)
         if inner == 1 and mid > 1 and np.any(y_zp_all != y_zp_all[0]):
             raise Unsupported("per-axis output zero points that differ along the innermost axis")
@@ -92,7 +102,7 @@ class RequantizeKernel(Kernel):
         return s
 
     def run(self, ctx, state, args, isa, threads):
-        x = np.ascontiguousarray(args[0])
+        x = contiguous(args[0])
         y = np.empty(x.shape, state.y_numpy)
         if x.size == 0:
             return [y]

@@ -40,6 +40,6 @@ def test_wide(dtype, rng):
         assert_all_backends_agree(build(dtype, x.shape, lo, hi), x)
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 31, 33])
-def test_sizes(n, rng):
-    assert_all_backends_agree(build("int8", (n,), -3, 7), rng.integers(-128, 128, n).astype(np.int8))
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (8,), (31,), (33,), (3, 0, 2)])
+def test_sizes(shape, rng):
+    assert_all_backends_agree(build("int8", shape, -3, 7), rng.integers(-128, 128, shape).astype(np.int8))

@@ -56,6 +56,6 @@ def test_blocked(shape, axis, block, rng):
     assert_all_backends_agree(model, rng.integers(-8, 8, shape).astype(np.int8))
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 17, 33])
-def test_sizes(n, rng):
-    assert_all_backends_agree(build("uint8", (n,), 0.02, 128), rng.integers(0, 256, n).astype(np.uint8))
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (8,), (15,), (17,), (33,), (3, 0, 2)])
+def test_sizes(shape, rng):
+    assert_all_backends_agree(build("uint8", shape, 0.02, 128), rng.integers(0, 256, shape).astype(np.uint8))

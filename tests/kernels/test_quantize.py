@@ -98,10 +98,10 @@ def test_float16_input(rng):
     assert_all_backends_agree(model, x)
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 17, 33])
-def test_sizes(n, rng):
-    model = build((n,), "int8", 0.1, 3, RECIPES[1])
-    assert_all_backends_agree(model, (rng.standard_normal(n) * 10).astype(np.float32))
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (8,), (15,), (17,), (33,), (3, 0, 2)])
+def test_sizes(shape, rng):
+    model = build(shape, "int8", 0.1, 3, RECIPES[1])
+    assert_all_backends_agree(model, (rng.standard_normal(shape) * 10).astype(np.float32))
 
 
 @settings(max_examples=30, deadline=None)

@@ -143,10 +143,10 @@ def test_float32_multiplier_overflow_falls_back():
     assert_all_backends_agree(model, all_values("int8")[:9], expect_kernel=False)
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 17, 33])
-def test_sizes(n, rng):
-    model = build("int8", (n,), 0.05, 3, "uint8", 0.07, 128)
-    assert_all_backends_agree(model, rng.integers(-128, 128, n).astype(np.int8))
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (8,), (15,), (17,), (33,), (3, 0, 2)])
+def test_sizes(shape, rng):
+    model = build("int8", shape, 0.05, 3, "uint8", 0.07, 128)
+    assert_all_backends_agree(model, rng.integers(-128, 128, shape).astype(np.int8))
 
 
 @settings(max_examples=25, deadline=None)

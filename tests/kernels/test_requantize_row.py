@@ -5,6 +5,8 @@ on gemmlowp's edge accumulators, ties and random values, with every shift of
 the encoded multiplier."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from conftest import needs_kernels
@@ -238,9 +240,9 @@ def test_property(recipe, dtype, shift, mult, data):
     check_row(acc, params, zp, dtype)
 
 
-@pytest.mark.skipif("avx2" not in ISAS, reason="no AVX2")
+@pytest.mark.skipif("avx2" not in ISAS or not os.environ.get("QNNREF_BENCH"), reason="QNNREF_BENCH=1 to measure")
 def test_speed_hot_path_reported(rng, capsys):
-    """Not a pass/fail bound: prints G elements/s of the hot recipes (pytest -s)."""
+    """Not a pass/fail bound: prints G elements/s of the hot recipes."""
     import time
     acc = rng.integers(-2**24, 2**24, 1 << 20).astype(np.int32)
     for recipe in (Recipe(), Recipe(kind="float", rounding="half_to_even")):
