@@ -351,7 +351,7 @@ class _Exporter:
             y = self.add("QLinearMatMul", [self.value(a.name), sa, za, bv, sb, zb, sy, zy], base=node.name)
         else:
             # QGemm (2-D, int32 bias added to the accumulator); a batched a is flattened to 2-D
-            k, n = b.shape
+            k = b.shape[0]
             av = self.value(a.name)
             if len(a.shape) != 2:
                 av = self.add("Reshape", [av, self.const("shape", np.array([-1, k], np.int64))], base="flatten")

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profiles"))
-import ort_harness  # noqa: E402
+import ort_harness
 
-from qnnref import GraphBuilder  # noqa: E402
-from qnnref.ops.table import make_table  # noqa: E402
+from qnnref import GraphBuilder
+from qnnref.ops.table import make_table
 
 pytestmark = pytest.mark.skipif(not ort_harness.HAVE_ORT, reason="onnx and onnxruntime are not installed")
 

@@ -31,7 +31,7 @@ from qnnref.ops.matmul import pairwise_int16_accumulator
 pytestmark = pytest.mark.skipif(not ort_harness.HAVE_ORT, reason="onnx and onnxruntime are not installed")
 
 if ort_harness.HAVE_ORT:
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
 F32 = np.float32
 ONNX_TYPES = {"uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "float32": 1}
