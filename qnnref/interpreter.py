@@ -125,6 +125,7 @@ class Model:
                                          else "reference (no kernel: numpy data movement)")
                 continue
             try:
+                _kernels.check_semantics(kernel, ctx)
                 state = kernel.prepare(ctx, self.isa)
             except _kernels.Unsupported as e:
                 self._plan.append((None, None))

@@ -59,6 +59,9 @@ class Kernel:
     """
 
     op: str = ""
+    #: semantics beyond the basic recipes that this kernel implements (see
+    #: :func:`check_semantics`); a node needing one it lacks runs on the reference
+    semantics: frozenset = frozenset()
 
     def prepare(self, ctx, isa: str) -> Any:
         raise NotImplementedError
@@ -68,6 +71,40 @@ class Kernel:
 
 
 KERNELS: dict[str, Kernel] = {}
+
+
+#: Semantics that a kernel must declare in ``Kernel.semantics`` before it is
+#: given a node that needs them (each name: why a node needs it).
+SEMANTICS = {
+    "pairwise_int16": "pairwise int16 saturation of u8 x s8 products (x86 VPMADDUBSW)",
+    "zero_point_in_float": "a float recipe that adds the output zero point before rounding",
+    "add_form": "a float add computed in ORT's ratio/fma form",
+}
+
+
+def needed_semantics(ctx) -> set[str]:
+    """The SEMANTICS a node needs, from its prepared values and its recipe."""
+    need = set()
+    if ctx.prepared.get("pairwise_int16"):
+        need.add("pairwise_int16")
+    try:
+        recipe = ctx.recipe
+    except Exception:  # an operator without a recipe attribute
+        return need
+    if getattr(recipe, "zero_point_in_float", False):
+        need.add("zero_point_in_float")
+    if getattr(recipe, "add_form", "real_sum") != "real_sum" and ctx.node.op == "add":
+        need.add("add_form")
+    return need
+
+
+def check_semantics(kernel: "Kernel", ctx) -> None:
+    """Raise Unsupported when the node needs semantics the kernel lacks: a
+    profile feature added to the reference is never silently ignored by a
+    kernel written before it."""
+    missing = needed_semantics(ctx) - set(kernel.semantics)
+    if missing:
+        raise Unsupported("the kernel does not implement " + "; ".join(SEMANTICS[m] for m in sorted(missing)))
 
 
 def register_kernel(cls):

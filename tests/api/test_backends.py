@@ -182,3 +182,29 @@ def test_cli_backend_options_and_kernels_command(capsys):
     assert "available_isas" in out and "default_backend" in out
     assert main(["inspect", qnnref.bundled_model("digits")]) == 0
     assert "execution plan" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not BUILT, reason="the C++ kernels are not built")
+def test_semantics_a_kernel_lacks_send_the_node_to_the_reference():
+    """A profile feature the kernel does not implement (here ORT's pairwise
+    int16 saturation, and a float recipe adding the zero point before
+    rounding) must never be silently ignored."""
+    from qnnref.arith import Recipe
+    b = GraphBuilder(profile="ort-cpu-x86")
+    x = b.input("x", "uint8", (4, 8), scale=0.5, zero_point=3)
+    w = b.constant("w", np.full((8, 5), 127, np.int8), scale=0.25)
+    y = b.node("matmul", [x, w], {}, name="mm", scale=64.0, zero_point=128)
+    b.output(y)
+    m = Model(b.graph(), backend="kernels")
+    runs = m.plan()[0]["runs"]
+    assert not runs.startswith("kernel")
+    if "matmul" in _kernels.load_glue():
+        assert "pairwise int16 saturation" in runs
+    xs = np.full((4, 8), 255, np.uint8)
+    assert np.array_equal(m.run(xs)[y], Model(b.graph(), backend="reference").run(xs)[y])
+    b = GraphBuilder()
+    x = b.input("x", "int8", (3, 4), scale=0.5, zero_point=1)
+    r = Recipe(kind="float", rounding="half_to_even", zero_point_in_float=True).to_dict()
+    b.output(b.node("requantize", [x], {"dtype": "int8", "recipe": r}, name="rq", scale=0.25, zero_point=3))
+    m = Model(b.graph(), backend="kernels")
+    assert "zero point before rounding" in m.plan()[0]["runs"]
