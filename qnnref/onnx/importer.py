@@ -1,0 +1,275 @@
+"""ONNX -> qnnref: the driver.
+
+1. Read the model (:mod:`.reader`); declare the graph inputs (an integer
+   input takes the quantization its first quantized consumer states).
+2. Walk the nodes in their (topological) order. A node whose inputs are all
+   constants is folded (QuantizeLinear with the profile's quantize recipe,
+   the rest with ``onnx.reference``); every other node goes to the handler
+   registered for its operator (:mod:`.qdq`, :mod:`.qoperator`,
+   :mod:`.movement`), which emits qnnref nodes.
+3. Give every graph output its ONNX name, layout and type (a dequantized
+   value gets a ``dequantize`` node).
+4. If any node could not be imported, raise one ValidationError listing all
+   of them; else return the validated qnnref Model.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..builder import GraphBuilder
+from ..errors import QnnError, ValidationError
+from ..interpreter import Model
+from ..profiles import get_profile
+from . import layout
+from .context import Const, Importer, Tensor
+from .quantparams import input_slots, qdq_quant, triple_quant
+from .reader import OnnxNode, Refused, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
+from .registry import FLOAT_OPS, HANDLERS
+from . import movement, qdq, qoperator  # noqa: F401  (register the handlers)
+
+#: movement operators through which an integer graph input's quantization is looked for
+_PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool"}
+
+
+def load_model(model_or_path) -> onnx.ModelProto:
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    if isinstance(model_or_path, (bytes, bytearray)):
+        return onnx.load_from_string(bytes(model_or_path))
+    try:
+        return onnx.load(str(model_or_path))
+    except FileNotFoundError:
+        raise ValidationError(f"{model_or_path}: no such file") from None
+    except Exception as e:               # protobuf decode errors and the like
+        raise ValidationError(f"{model_or_path}: not a readable ONNX model ({e})") from None
+
+
+def import_model(model_or_path, profile: str, input_shapes: dict | None = None) -> Model:
+    proto = load_model(model_or_path)
+    get_profile(profile, "import_onnx")
+    try:
+        graph = read_model(proto)
+    except Refused as e:
+        raise ValidationError(f"ONNX import: {e}") from None
+    b = GraphBuilder(profile=profile, description=proto.doc_string or proto.graph.doc_string or "")
+    imp = Importer(graph, profile, b)
+    refusals: list[tuple[OnnxNode | None, str]] = []
+    _declare_inputs(imp, input_shapes or {}, refusals)
+    for name, arr in graph.initializers.items():
+        dt = numpy_dtype_name(arr) or str(arr.dtype)
+        imp.bind(name, Const(to_numpy(arr), dt))
+    for node in graph.nodes:             # Constant nodes first: fusions look ahead at Clip bounds etc.
+        if node.key == ("", "Constant"):
+            _import_node(imp, node, refusals)
+            imp.skip.add(node.index)
+    for node in graph.nodes:
+        _import_node(imp, node, refusals)
+    if not refusals:
+        _finish_outputs(imp, refusals)
+    if refusals:
+        raise ValidationError(_refusal_text(refusals))
+    b.metadata["source"] = _source_metadata(imp)
+    return b.build()
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
+    for gi in imp.onnx.inputs:
+        try:
+            shape = input_shapes.get(gi.name)
+            if shape is None:
+                if gi.shape is None:
+                    raise Refused(f"graph input {gi.name!r} has no shape; "
+                                  f"pass input_shapes={{{gi.name!r}: (...)}}")
+                if any(not isinstance(d, int) for d in gi.shape):
+                    raise Refused(f"graph input {gi.name!r} has symbolic dimensions {gi.shape}; "
+                                  f"pass input_shapes={{{gi.name!r}: (...)}}")
+                shape = gi.shape
+            shape = tuple(int(d) for d in shape)
+            dtype = qnnref_dtype(gi.elem_type, f"graph input {gi.name!r}")
+            q = None
+            if dtype in ("int4", "uint4", "int8", "uint8", "int16"):
+                q = _input_quant(imp, gi.name, dtype, shape)
+            kw = {}
+            if q is not None:
+                kw = dict(scale=q.scale, zero_point=q.zero_point, axis=q.axis, block_size=q.block_size)
+            imp.b.input(gi.name, dtype, shape, **kw)
+            imp.bind(gi.name, Tensor(gi.name, layout.identity(len(shape))))
+        except (Refused, QnnError) as e:
+            refusals.append((None, str(e)))
+
+
+def _input_quant(imp: Importer, name: str, dtype: str, shape):
+    """The quantization of an integer graph input, from the first consumer that
+    states it (looking through movement operators); None if none does."""
+    queue = deque([(name, True)])
+    seen = set()
+    while queue:
+        cur, direct = queue.popleft()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        for node in imp.consumers.get(cur, []):
+            for t, s, z in input_slots(node):
+                if node.input(t) == cur:
+                    # parameters are initializers or Constants: bind what we need
+                    for i in (s, z):
+                        n = node.input(i)
+                        if n and n not in imp.values and n in imp.onnx.initializers:
+                            arr = imp.onnx.initializers[n]
+                            imp.bind(n, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))
+                    if node.op_type == "DequantizeLinear":
+                        q = qdq_quant(imp, node, dtype, shape if direct else None)
+                    else:
+                        q = triple_quant(imp, node, s, z, dtype, None, None, "input")
+                    if not direct and q.axis is not None:
+                        continue
+                    return q.to_quant(layout.identity(len(shape)))
+            if node.domain == "" and node.op_type in _PASS_THROUGH and node.outputs:
+                queue.append((node.outputs[0], False))
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Nodes
+# ---------------------------------------------------------------------------
+
+def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
+    if node.index in imp.skip:
+        return
+    handler = HANDLERS.get(node.key)
+    inputs = [i for i in node.inputs if i]
+    poisoned = any(i not in imp.values for i in inputs)
+    foldable = not poisoned and all(isinstance(imp.values[i], Const) and imp.values[i].quant is None
+                                    for i in inputs) and node.op_type != "DequantizeLinear"
+    if handler is None and not foldable:
+        refusals.append((node, _no_handler_reason(imp, node, poisoned)))
+        return
+    if poisoned:
+        return                            # an upstream node was refused: reported there
+    try:
+        if foldable and not (node.key == ("", "QuantizeLinear")):
+            _fold(imp, node)
+        else:
+            handler(imp, node)
+        missing = [o for o in node.outputs if o and o not in imp.values
+                   and (o in imp.graph_outputs
+                        or any(c.index not in imp.skip for c in imp.consumers.get(o, [])))]
+        if missing:
+            raise Refused(f"{node.where()}: outputs {missing} are not supported")
+    except Refused as e:
+        msg = str(e)
+        refusals.append((node, msg if node.where() in msg else f"{node.where()}: {msg}"))
+    except QnnError as e:
+        refusals.append((node, f"{node.where()}: {e}"))
+
+
+def _no_handler_reason(imp: Importer, node: OnnxNode, poisoned: bool) -> str:
+    if node.domain == "" and node.op_type in FLOAT_OPS:
+        return (f"{node.where()}: float operator with no quantized form here; qnnref has no float32 "
+                "compute operators yet")
+    if node.domain not in ("", "com.microsoft"):
+        return f"{node.where()}: operator of the custom domain {node.domain!r} is not supported"
+    return f"{node.where()}: operator not supported by the qnnref ONNX importer"
+
+
+def _fold(imp: Importer, node: OnnxNode) -> None:
+    """Evaluate a node whose inputs are all constants with onnx.reference."""
+    from onnx.reference import ReferenceEvaluator
+    feeds, vis = {}, []
+    for i, name in enumerate(node.inputs):
+        if not name:
+            continue
+        c = imp.values[name]
+        if c.dtype in ("int4", "uint4"):
+            raise Refused(f"{node.where()}: folding constants of type {c.dtype} is not supported")
+        arr = np.asarray(c.data)
+        feeds[name] = arr
+        vis.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape))
+    onnx_node = imp.onnx.model.graph.node[node.index]
+    outs = [helper.make_tensor_value_info(o, 0, None) for o in node.outputs if o]
+    g = helper.make_graph([onnx_node], "fold", vis, outs)
+    m = helper.make_model(g, opset_imports=imp.onnx.model.opset_import, ir_version=imp.onnx.model.ir_version)
+    try:
+        results = ReferenceEvaluator(m).run(None, feeds)
+    except Exception as e:
+        raise Refused(f"{node.where()}: could not fold this constant subgraph ({type(e).__name__}: {e})") from None
+    for name, arr in zip([o for o in node.outputs if o], results):
+        arr = np.asarray(arr)
+        imp.bind(name, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))
+
+
+# ---------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------
+
+def _finish_outputs(imp: Importer, refusals) -> None:
+    for name in imp.onnx.outputs:
+        try:
+            v = imp.values.get(name)
+            if v is None:
+                raise Refused(f"graph output {name!r} is not computed")
+            imp.b.output(_final_tensor(imp, name, v))
+        except (Refused, QnnError) as e:
+            refusals.append((None, f"graph output {name!r}: {e}"))
+
+
+def _final_tensor(imp: Importer, name: str, v) -> str:
+    if isinstance(v, Const):
+        if v.quant is not None:
+            raise Refused("a dequantized constant as a graph output is not supported")
+        if name in imp.b.tensors:
+            raise Refused("name clash")
+        return imp.b.constant(name, v.data, dtype=v.dtype)
+    if name in imp.b.tensors and not (v.name == name and layout.is_identity(v.perm) and not v.dequantized):
+        raise Refused(f"tensor name {name!r} is already used")
+    if v.dequantized:
+        return imp.emit("dequantize", [imp.onnx_layout(v)], None, name)
+    if v.name == name and layout.is_identity(v.perm):
+        return name
+    info = imp.info(v)
+    if not layout.is_identity(v.perm):            # back to ONNX's axis order, under the output's name
+        q = None if info.quant is None else imp.onnx_quant(v).to_quant(layout.identity(len(v.perm)))
+        tperm = layout.transpose_between(v.perm, layout.identity(len(v.perm)))
+        return imp.emit("transpose", [v.name], {"perm": list(tperm)}, name, q)
+    # the value lives under another name (an alias): copy it
+    return imp.emit("reshape", [v.name], {"shape": list(info.shape)}, name, info.quant)
+
+
+# ---------------------------------------------------------------------------
+# Errors and metadata
+# ---------------------------------------------------------------------------
+
+def _refusal_text(refusals) -> str:
+    lines = [f"  - {msg}" for _, msg in refusals]
+    kinds = sorted({(n.domain or "ai.onnx", n.op_type) for n, _ in refusals if n is not None})
+    head = f"ONNX import failed: {len(refusals)} node(s) or value(s) cannot be imported"
+    if kinds:
+        head += " (operators: " + ", ".join(f"{d}:{o}" for d, o in kinds) + ")"
+    return head + "\n" + "\n".join(lines)
+
+
+def _source_metadata(imp: Importer) -> dict:
+    g = imp.onnx
+    tensors = {}
+    for name, v in imp.values.items():
+        if isinstance(v, Tensor) and (v.name != name or v.dequantized or not layout.is_identity(v.perm)):
+            if name in imp.b.tensors and v.name == name and not v.dequantized and name in g.outputs:
+                continue
+            entry = {"tensor": v.name}
+            if not layout.is_identity(v.perm):
+                entry["perm"] = list(v.perm)
+            if v.dequantized:
+                entry["dequantized"] = True
+            tensors[name] = entry
+    for name in g.outputs:
+        tensors.pop(name, None)           # outputs always keep their name, layout and type
+    return {"format": "onnx", "opset": g.opset, "opsets": dict(g.opsets), "producer": g.producer,
+            "tensors": tensors}
