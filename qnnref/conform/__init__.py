@@ -90,12 +90,14 @@ def model_cases(paths, seed: int = 0):
 
 
 def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: float = 60.0,
-                    engine=None, progress=None, total=None, meta: dict | None = None):
+                    engine=None, progress=None, total=None, meta: dict | None = None,
+                    strict: bool = False):
     """Run ``cases`` (an iterable of suite.Case) and return a report.Report.
 
     ``profiles``: names (the first is the expected one); default
     :func:`harness.default_profiles`. ``vnni``: whether this CPU's ONNX
-    Runtime multiplies u8 x s8 without saturation (default: detected)."""
+    Runtime multiplies u8 x s8 without saturation (default: detected).
+    ``strict``: a case qnnref's importer refuses is a failure too."""
     from .harness import Settings, cpu_info, default_profiles, machine_overrides, run_cases
     from .report import Report
     cpu = cpu_info()
@@ -103,14 +105,15 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
         vnni = cpu["vnni"]
     cpu = dict(cpu, vnni=vnni)
     profiles = list(profiles) if profiles else default_profiles(vnni)
-    settings = Settings(profiles=profiles, overrides=machine_overrides(vnni), timeout=timeout)
+    settings = Settings(profiles=profiles, overrides=machine_overrides(vnni), timeout=timeout,
+                        strict=strict)
     t0 = time.perf_counter()
     results, vendor = run_cases(cases, settings, engine=engine, progress=progress, total=total)
     from .. import __version__
     meta = dict(meta or {})
     meta.update(vendor={k: v for k, v in vendor.items() if k != "pid"}, machine=cpu,
                 qnnref=__version__, seconds=round(time.perf_counter() - t0, 2))
-    return Report(results, profiles, meta=meta, overrides=settings.overrides)
+    return Report(results, profiles, meta=meta, overrides=settings.overrides, strict=strict)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--strict", action="store_true",
+                   help="a case qnnref does not support (its importer refuses the model) fails the run")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     return p
 
@@ -202,18 +207,18 @@ def _main(args) -> int:
     from .runner import VendorUnavailable
     try:
         report = run_conformance(cases(), profiles or None, vnni=vnni, timeout=args.timeout,
-                                 progress=progress, total=total,
+                                 progress=progress, total=total, strict=args.strict,
                                  meta={"suite": "; ".join(suite_desc), "seed": args.seed})
     except (QnnError, ValueError, VendorUnavailable) as e:
         progress.finish()
         return err(str(e))
     progress.finish()
-    text = report.render()
-    print(text.splitlines()[-1] if args.quiet else text)
-    if args.json:
+    if args.json:                        # first: the JSON survives a closed stdout
         with open(args.json, "w") as f:
             json.dump(report.to_json(full_cases=args.full_json), f, indent=1, default=_json_default)
             f.write("\n")
+    text = report.render()
+    print(text.splitlines()[-1] if args.quiet else text)
     return report.exit_code()
 
 

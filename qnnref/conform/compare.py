@@ -133,7 +133,7 @@ class ProfileOutcome:
 
     profile: str                      # the profile asked for
     ran_as: str                       # the variant it ran under (vendor-configuration overrides)
-    status: str                       # exact | within-bound | differs | error
+    status: str                       # exact | within-bound | differs | unsupported | error
     outputs: list = field(default_factory=list)  # TensorDiff per graph output
     error: str | None = None
     diagnosis: dict | None = None
@@ -156,7 +156,8 @@ class ProfileOutcome:
 def compare_outputs(profile: str, ran_as: str, vendor_outputs: dict, ours, kind: str) -> ProfileOutcome:
     """Compare every graph output of a case (``ours``: an engine.OursResult)."""
     if ours.error:
-        return ProfileOutcome(profile, ran_as, "error", error=f"qnnref {ours.stage}: {ours.error}")
+        status = "unsupported" if ours.refused else "error"
+        return ProfileOutcome(profile, ran_as, status, error=f"qnnref {ours.stage}: {ours.error}")
     steps = FLOAT_CASE_STEPS if kind == "float" else 0
     diffs = [diff_tensor(name, v, ours.outputs.get(name), steps) for name, v in vendor_outputs.items()]
     if all(d.exact for d in diffs):

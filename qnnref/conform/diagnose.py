@@ -49,7 +49,7 @@ def _pattern(node: dict, producers: dict) -> tuple[dict, str | None]:
     if inner is None or inner["op"] in ("DequantizeLinear", "QuantizeLinear"):
         return node, None
     parts = ["DequantizeLinear", inner["op"], *reversed(chain), "QuantizeLinear"]
-    return inner, "\u2192".join(parts) + f" (ending in {node['name']})"
+    return inner, "\u2192".join(parts) + f" {node['name']}"
 
 
 def _integer_inputs(node: dict, producers: dict) -> list[str]:

@@ -48,7 +48,7 @@ def profile_variant(name: str, overrides: dict | None) -> str:
     variant = f"{name}[{','.join(f'{k}={v}' for k, v in sorted(changes.items()))}]"
     if variant not in PROFILES:
         PROFILES[variant] = dataclasses.replace(
-            base, name=variant,
+            base, **changes, name=variant,
             description=f"{base.description} -- with {', '.join(f'{k}={v}' for k, v in sorted(changes.items()))} "
                         "(a conformance-harness variant)")
     return variant
@@ -69,6 +69,9 @@ class OursResult:
     tensors: dict = field(default_factory=dict)    # every ONNX-named tensor qnnref computed
     error: str | None = None                       # import or run failure
     stage: str | None = None                       # "import" or "run" when error
+    #: the importer refused the model with a qnnref error (an operator, type
+    #: or attribute it does not support): "unsupported", not a wrong answer
+    refused: bool = False
     seconds: float = 0.0
 
 
@@ -106,7 +109,9 @@ class QnnrefEngine:
         try:
             model = self.import_onnx(case.model, profile=profile)
         except Exception as e:          # QnnError: a refusal; anything else: an importer bug
+            from ..errors import QnnError
             res.error, res.stage = _error_text(e), "import"
+            res.refused = isinstance(e, QnnError)
             res.seconds = time.perf_counter() - t0
             return res
         names = [i.name for i in model.inputs]

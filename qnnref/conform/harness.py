@@ -71,6 +71,7 @@ class Settings:
     timeout: float = 60.0
     window: int = 8
     diagnose: bool = True
+    strict: bool = False                  # a case qnnref does not support fails too
 
     def __post_init__(self):
         if not self.profiles:
@@ -102,14 +103,17 @@ class CaseResult:
     qnnref_seconds: float = 0.0
     seed: tuple = ()
 
-    def conforms(self, profile: str) -> bool:
+    def conforms(self, profile: str, strict: bool = False) -> bool:
         """The case passes for ``profile``: ONNX Runtime refused it (nothing to
-        compare), or the profile explains its outputs."""
+        compare), qnnref's importer refused it (unless ``strict``), or the
+        profile explains its outputs."""
         if self.vendor_status == "refused":
             return True
         if self.vendor_status != "ok":
             return False
         o = self.outcomes.get(profile)
+        if o is not None and o.status == "unsupported":
+            return not strict
         return o is not None and o.explains
 
     def to_json(self, full: bool = True) -> dict:
@@ -149,7 +153,7 @@ def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
         r.outcomes[p] = compare_outputs(p, ran_as, vendor.outputs, ours, r.kind)
     if settings.diagnose:
         for p, outcome in r.outcomes.items():
-            if outcome.explains:
+            if outcome.explains or outcome.status == "unsupported":
                 continue
             others = {q: res for q, res in results.items() if q != p}
             try:

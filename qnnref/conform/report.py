@@ -32,7 +32,7 @@ def aggregate(results, profiles) -> dict:
         if row is None:
             row = rows[r.op] = {
                 "cases": 0, "vendor": {s: 0 for s in VENDOR_STATUSES}, "integer_cases": 0, "float_cases": 0,
-                "profiles": {p: {"explains": 0, "errors": 0,
+                "profiles": {p: {"explains": 0, "unsupported": 0, "errors": 0,
                                  "integer": {"cases": 0, "exact": 0, "elements": 0, "exact_elements": 0,
                                              "max_diff": 0, "histogram": [0] * len(HIST_LABELS)},
                                  "float": {"cases": 0, "within_bound": 0, "max_abs": 0.0, "max_steps": 0}}
@@ -48,6 +48,9 @@ def aggregate(results, profiles) -> dict:
                 continue
             pr = row["profiles"][p]
             pr["explains"] += int(o.explains)
+            if o.status == "unsupported":          # not compared: outside every figure below
+                pr["unsupported"] += 1
+                continue
             if o.status == "error":
                 pr["errors"] += 1
             if r.kind == "integer":
@@ -95,9 +98,12 @@ def diagnosis_groups(results, profile: str) -> list[dict]:
             continue
         else:
             dg = o.diagnosis or {}
-            if o.status == "error":
+            if o.status == "unsupported":
+                key = (r.op, "unsupported by qnnref (its importer refused the model)")
+                example = " ".join((o.error or "").split())
+            elif o.status == "error":
                 key = (r.op, "qnnref error")
-                example = o.error or ""
+                example = " ".join((o.error or "").split())     # one line
             else:
                 verdict = dg.get("explained_by") or "not explained by any profile tried"
                 if dg.get("op"):
@@ -116,7 +122,9 @@ def diagnosis_groups(results, profile: str) -> list[dict]:
 
 
 class Report:
-    def __init__(self, results, profiles, *, meta: dict | None = None, overrides: dict | None = None):
+    def __init__(self, results, profiles, *, meta: dict | None = None, overrides: dict | None = None,
+                 strict: bool = False):
+        self.strict = strict
         self.results = list(results)
         self.profiles = list(profiles)
         self.meta = meta or {}
@@ -129,17 +137,21 @@ class Report:
 
     def failures(self) -> list:
         """Cases that do not conform to the expected profile."""
-        return [r for r in self.results if not r.conforms(self.expected)]
+        return [r for r in self.results if not r.conforms(self.expected, self.strict)]
 
     def exit_code(self) -> int:
         """0: every case conforms to the expected profile (ONNX Runtime
-        refusals allowed); 1: at least one does not (a difference beyond the
-        bound, a qnnref error, an ONNX Runtime crash or hang)."""
+        refusals allowed, and qnnref refusals unless strict); 1: at least one
+        does not (a difference beyond the bound, a qnnref error, an ONNX
+        Runtime crash or hang)."""
         return 1 if self.failures() else 0
 
     def totals(self) -> dict:
         count = collections.Counter(r.vendor_status for r in self.results)
+        unsupported = sum(1 for r in self.results if r.vendor_status == "ok"
+                          and getattr(r.outcomes.get(self.expected), "status", None) == "unsupported")
         return {"cases": len(self.results), **{s: count.get(s, 0) for s in VENDOR_STATUSES},
+                "unsupported": unsupported,
                 "integer_cases": sum(1 for r in self.results if r.kind == "integer"),
                 "float_cases": sum(1 for r in self.results if r.kind == "float"),
                 "failures": len(self.failures())}
@@ -153,6 +165,7 @@ class Report:
             **self.meta,
             "profiles": self.profiles,
             "expected_profile": self.expected,
+            "strict": self.strict,
             "machine_overrides": self.overrides,
             "bounds": {"float_rtol": FLOAT_RTOL, "float_atol": FLOAT_ATOL,
                        "float_case_steps": FLOAT_CASE_STEPS},
@@ -172,8 +185,9 @@ class Report:
         m = self.meta
         vend = m.get("vendor", {})
         cpu = m.get("machine", {})
-        out.append(f"qnnref conform onnxruntime {vend.get('onnxruntime', '?')} -- {m.get('suite', '')}; "
-                   f"{cpu.get('model', '?')}{' (VNNI)' if cpu.get('vnni') else ''}")
+        head = [f"qnnref conform: ONNX Runtime {vend.get('onnxruntime', '?')}", m.get("suite"),
+                f"{cpu.get('model', '?')}{' (VNNI)' if cpu.get('vnni') else ''}"]
+        out.append(" -- ".join(h for h in head if h))
         if self.overrides:
             out.append("machine overrides applied to every profile: "
                        + ", ".join(f"{k}={v}" for k, v in self.overrides.items()))
@@ -204,7 +218,8 @@ class Report:
         t = self.totals()
         verdict = "PASS" if self.exit_code() == 0 else "FAIL"
         out += ["", f"{verdict}: {t['cases']} cases ({t['integer_cases']} integer, {t['float_cases']} float, "
-                    f"{t['refused']} refused, {t['crashed']} crashed, {t['hung']} hung); "
+                    f"{t['refused']} refused by ONNX Runtime, {t['unsupported']} unsupported by qnnref, "
+                    f"{t['crashed']} crashed, {t['hung']} hung); "
                     f"{t['failures']} not explained by the expected profile {self.expected}"
                     + (f"; {m['seconds']:.1f} s" if "seconds" in m else "")]
         return "\n".join(out)
@@ -212,7 +227,7 @@ class Report:
     def _table(self) -> str:
         head = ["operator", "cases", "refused", "crash/hang", "int", "float"]
         for _ in self.profiles:
-            head += ["exact%", "max", "float ok"]
+            head += ["exact%", "max", "float ok", "unsup"]
         rows = []
         for op, row in self.rows.items():
             v = row["vendor"]
@@ -224,22 +239,21 @@ class Report:
                 cells.append("-" if s["exact_pct"] is None else f"{s['exact_pct']:.1f}")
                 cells.append("-" if not s["cases"] else str(s["max_diff"]))
                 cells.append("-" if not f["cases"] else f"{f['within_bound']}/{f['cases']}")
-                if pr["errors"]:
-                    cells[-1] += f" ({pr['errors']} err)"
+                cells.append(str(pr["unsupported"]) + (f" ({pr['errors']} err)" if pr["errors"] else ""))
             rows.append(cells)
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
         # a profile's name spans its three columns
         for j, p in enumerate(self.profiles):
-            cols = slice(6 + 3 * j, 9 + 3 * j)
-            short = len(p) - (sum(widths[cols]) + 4)
+            cols = slice(6 + 4 * j, 10 + 4 * j)
+            short = len(p) - (sum(widths[cols]) + 6)
             if short > 0:
-                widths[8 + 3 * j] += short
+                widths[9 + 4 * j] += short
 
         def line(cells):
             parts = []
             for i, (c, w) in enumerate(zip(cells, widths)):
                 text = c.ljust(w) if i == 0 else c.rjust(w)
-                parts.append(("| " + text) if i >= 6 and (i - 6) % 3 == 0 else text)
+                parts.append(("| " + text) if i >= 6 and (i - 6) % 4 == 0 else text)
             return "  ".join(parts).rstrip()
         body = [line(head), *(line(r) for r in rows)]
         # the profile names above their columns, at each group's "|"

@@ -217,8 +217,14 @@ def _regime(i: int) -> str:
     return REGIMES[i % len(REGIMES)]
 
 
-def _pair(i: int, pairs) -> tuple[str, str]:
-    return pairs[(i // len(REGIMES)) % len(pairs)] if len(pairs) else pairs[0]
+def _cycle(i: int, options):
+    """Option of case i: consecutive cases take consecutive options, and each
+    round of len(REGIMES) cases shifts by one, so every (regime, option)
+    pair comes up, and a short run still sees every option."""
+    return options[(i + i // len(REGIMES)) % len(options)]
+
+
+_pair = _cycle
 
 
 def _weight_zero_point(rng, wdtype: str) -> int:
@@ -477,7 +483,7 @@ _BROADCASTS = (
 
 def _binary(rng, i, op):
     regime = _regime(i)
-    dt = ("uint8", "int8")[(i // len(REGIMES)) % 2]
+    dt = _cycle(i, ("uint8", "int8"))
     sa, sb = _BROADCASTS[int(rng.integers(len(_BROADCASTS)))]
     if rng.random() < 0.5:
         sa, sb = sb, sa
@@ -519,7 +525,7 @@ def gen_qlinearmul(rng, i):
 
 def _unary_setup(rng, i, shape=None):
     regime = _regime(i)
-    dt = ("uint8", "int8")[(i // len(REGIMES)) % 2]
+    dt = _cycle(i, ("uint8", "int8"))
     xz = zero_point(rng, dt)
     return regime, dt, xz
 
@@ -678,7 +684,7 @@ Q_TYPES = ("uint8", "int8", "uint8", "int8", "uint16", "int16", "int4", "uint4")
 
 def gen_quantizelinear(rng, i):
     regime = _regime(i)
-    dt = Q_TYPES[(i // len(REGIMES)) % len(Q_TYPES)]
+    dt = _cycle(i, Q_TYPES)
     rank = int(rng.integers(1, 5))
     shape = tuple(int(v) for v in rng.integers(1, 8, size=rank))
     style = rng.choice(["per-tensor", "per-tensor", "per-axis", "blocked"])
@@ -738,7 +744,7 @@ DQ_TYPES = ("uint8", "int8", "int16", "uint16", "int32", "int4", "uint4", "int8"
 
 def gen_dequantizelinear(rng, i):
     regime = _regime(i)
-    dt = DQ_TYPES[(i // len(REGIMES)) % len(DQ_TYPES)]
+    dt = _cycle(i, DQ_TYPES)
     rank = int(rng.integers(1, 5))
     shape = tuple(int(v) for v in rng.integers(1, 8, size=rank))
     style = "per-tensor" if dt == "int32" else rng.choice(["per-tensor", "per-axis", "per-axis", "blocked"])
@@ -898,7 +904,7 @@ def gen_qdq_matmul(rng, i):
 
 def gen_qdq_add(rng, i):
     regime = _regime(i)
-    dt = ("uint8", "int8")[(i // len(REGIMES)) % 2]
+    dt = _cycle(i, ("uint8", "int8"))
     op = "Add" if rng.random() < 0.7 else "Mul"
     sa, sb = _BROADCASTS[int(rng.integers(len(_BROADCASTS)))]
     pow2 = regime == "ties"

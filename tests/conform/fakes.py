@@ -41,7 +41,7 @@ class ReferenceEngine:
         model = onnx_model or onnx.load_from_string(case.model)
         res = OursResult(profile=profile)
         if any(n.op_type in self.fail_ops for n in model.graph.node):
-            res.error, res.stage = "refused by the fake engine", "import"
+            res.error, res.stage, res.refused = "refused by the fake engine", "import", True
             return res
         sat = get_profile(profile).pairwise_int16_saturation
         values = ReferenceEvaluator(model).run(None, case.inputs, intermediate=True)
