@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..profiles import get_profile
+from ..profiles import PROFILES, get_profile
 from .compare import FLOAT_CASE_STEPS, diff_tensor
 from .engine import base_profile_name, profile_variant
 from .onnxgraph import initializer_arrays, node_table
@@ -159,6 +159,23 @@ def diagnose(case, vendor, outcome, ours, kind: str, engine, others: dict, onnx_
     return result
 
 
+def saturation_sibling(base, saturate: bool) -> str | None:
+    """A registered profile identical to ``base`` except for the saturation
+    fields, with pairwise_int16_saturation == ``saturate`` (ort-cpu-x86 for
+    ort-cpu-x86-vnni and back): it knows the exceptions that come with the
+    saturation (e.g. depthwise convolutions) better than a flipped flag."""
+    import dataclasses
+    skip = {"name", "description", "notes", SATURATION} | {f.name for f in dataclasses.fields(base)
+                                                           if f.name.startswith("pairwise_")}
+    same = [f.name for f in dataclasses.fields(base) if f.name not in skip]
+    for name, p in PROFILES.items():
+        if "[" in name or getattr(p, SATURATION, None) != saturate:
+            continue
+        if type(p) is type(base) and all(getattr(p, f) == getattr(base, f) for f in same):
+            return name
+    return None
+
+
 def attribute(case, tensor: str, vendor_value, vendor_outputs: dict, ran_as: str, engine,
               others: dict, onnx_model, overrides: dict, kind: str, try_saturation: bool = True):
     """(label, explains the whole case) of the first hypothesis under which
@@ -178,7 +195,8 @@ def attribute(case, tensor: str, vendor_value, vendor_outputs: dict, ran_as: str
     base = get_profile(ran_as)
     if try_saturation and hasattr(base, SATURATION):
         flipped = not getattr(base, SATURATION)
-        variant = profile_variant(base_profile_name(ran_as), {**overrides, SATURATION: flipped})
+        variant = saturation_sibling(base, flipped) or \
+            profile_variant(base_profile_name(ran_as), {**overrides, SATURATION: flipped})
         if variant != ran_as:
             res = engine.run(case, variant, onnx_model)
             if not res.error and matches(res.tensors.get(tensor)):
