@@ -61,6 +61,8 @@ class Importer:
                 if i:
                     self.consumers.setdefault(i, []).append(node)
         self.skip: set[int] = set()          # nodes absorbed by a fusion
+        self.tainted: set[str] = set()       # values computed from stand-ins of refused nodes
+        self.inferred: dict | None = None    # ONNX shape inference, computed on the first refusal
         self.node_names: set[str] = set()
         self._transposed: dict[tuple[str, tuple[int, ...]], str] = {}
 
@@ -81,6 +83,11 @@ class Importer:
         if not isinstance(v, Const) or v.quant is not None:
             raise Refused(f"{node.where()}: {what} ({name!r}) must be a constant")
         return v.data
+
+    def const_dtype(self, node: OnnxNode, i: int) -> str | None:
+        """The dtype of constant input ``i`` (None when absent)."""
+        name = node.input(i)
+        return self.values[name].dtype if name else None
 
     def tensor(self, node: OnnxNode, i: int, what: str) -> Tensor:
         v = self.values[node.input(i)]

@@ -32,7 +32,8 @@ from .registry import FLOAT_OPS, HANDLERS
 from . import movement, qdq, qoperator  # noqa: F401  (register the handlers)
 
 #: movement operators through which an integer graph input's quantization is looked for
-_PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool"}
+_PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Relu", "Clip",
+                 "Pad", "Gather", "Concat", "DepthToSpace"}
 
 
 def load_model(model_or_path) -> onnx.ModelProto:
@@ -142,6 +143,9 @@ def _input_quant(imp: Importer, name: str, dtype: str, shape):
 # ---------------------------------------------------------------------------
 
 def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
+    """Import one node; on refusal record why, and give its outputs
+    placeholder tensors (their ONNX-inferred type and shape) so that the
+    nodes after it are still examined: the error lists every node at once."""
     if node.index in imp.skip:
         return
     handler = HANDLERS.get(node.key)
@@ -151,9 +155,12 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
                                     for i in inputs) and node.op_type != "DequantizeLinear"
     if handler is None and not foldable:
         refusals.append((node, _no_handler_reason(imp, node, poisoned)))
+        _placeholders(imp, node)
         return
     if poisoned:
-        return                            # an upstream node was refused: reported there
+        return                            # outputs of a refused node with no inferred type
+    tainted = any(i in imp.tainted for i in inputs)
+    skip_before = set(imp.skip)
     try:
         if foldable and not (node.key == ("", "QuantizeLinear")):
             _fold(imp, node)
@@ -164,11 +171,50 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
                         or any(c.index not in imp.skip for c in imp.consumers.get(o, [])))]
         if missing:
             raise Refused(f"{node.where()}: outputs {missing} are not supported")
-    except Refused as e:
-        msg = str(e)
-        refusals.append((node, msg if node.where() in msg else f"{node.where()}: {msg}"))
-    except QnnError as e:
-        refusals.append((node, f"{node.where()}: {e}"))
+    except (Refused, QnnError) as e:
+        imp.skip = skip_before           # a fusion that failed absorbs nothing
+        for o in node.outputs:
+            imp.values.pop(o, None)
+        if not tainted:                  # else a consequence of an earlier refusal
+            msg = str(e)
+            refusals.append((node, msg if node.where() in msg else f"{node.where()}: {msg}"))
+        _placeholders(imp, node)
+        return
+    if tainted:
+        for o in node.outputs:
+            v = imp.values.get(o)
+            if isinstance(v, Tensor) and imp.info(v).quant is None and imp.info(v).dt.is_int:
+                imp.tainted.add(o)
+
+
+def _placeholders(imp: Importer, node: OnnxNode) -> None:
+    """Stand-in graph inputs for the outputs of a refused node (the model is
+    never built then). Integer stand-ins have no quantization: refusals they
+    cause downstream are not reported."""
+    if imp.inferred is None:
+        try:
+            inferred = onnx.shape_inference.infer_shapes(imp.onnx.model, strict_mode=False)
+            vis = [*inferred.graph.value_info, *inferred.graph.output]
+        except Exception:
+            vis = []
+        imp.inferred = {}
+        for vi in vis:
+            tt = vi.type.tensor_type
+            if tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
+                imp.inferred[vi.name] = (tt.elem_type, tuple(d.dim_value for d in tt.shape.dim))
+    for o in node.outputs:
+        if not o or o in imp.values or o not in imp.inferred:
+            continue
+        elem, shape = imp.inferred[o]
+        try:
+            dtype = qnnref_dtype(elem, o)
+        except Refused:
+            continue
+        name = imp.fresh(f"{o}_unimported")
+        imp.b.input(name, dtype, shape)
+        imp.bind(o, Tensor(name, layout.identity(len(shape))))
+        if dtype not in ("float32", "float16"):
+            imp.tainted.add(o)
 
 
 def _no_handler_reason(imp: Importer, node: OnnxNode, poisoned: bool) -> str:

@@ -189,6 +189,95 @@ def depth_to_space(imp: Importer, node: OnnxNode) -> None:
     emit_moved(imp, node, v, "reshape", [t2], {"shape": [n, h * b, w * b, co]}, NHWC, q)
 
 
+@handles("Resize", "Upsample")
+def resize(imp: Importer, node: OnnxNode) -> None:
+    """Nearest-neighbour Resize selects input elements: one gather per resized
+    axis, with the index map ONNX's formulas give. The map is computed in
+    float32 and float64; if they disagree (a coordinate lands on a rounding
+    boundary), it depends on the runtime's float arithmetic and is refused."""
+    v = imp.value(node.input(0))
+    if not isinstance(v, Tensor):
+        raise Refused(f"{node.where()}: a constant input is not supported")
+    mode = node.attr("mode", "nearest")
+    if mode != "nearest":
+        raise Refused(f"{node.where()}: mode {mode!r} interpolates in float (only 'nearest' selects elements)")
+    shape = imp.shape(v)
+    rank = len(shape)
+    old = node.op_type == "Upsample" or imp.onnx.opset < 11
+    if node.attr("axes") is not None or node.attr("antialias", 0):
+        raise Refused(f"{node.where()}: axes / antialias are not supported")
+    if old:
+        scales = node.attr("scales") if node.input(1) == "" else imp.const(node, 1, "scales")
+        sizes = None
+        coord, nearest = "asymmetric", "floor"
+    else:
+        scales = imp.const(node, 2, "scales")
+        sizes = imp.const(node, 3, "sizes")
+        coord = node.attr("coordinate_transformation_mode", "half_pixel")
+        nearest = node.attr("nearest_mode", "round_prefer_floor")
+    if sizes is not None and np.asarray(sizes).size:
+        out = [int(d) for d in np.asarray(sizes).reshape(-1)]
+        scales = [o / i for o, i in zip(out, shape)]
+    else:
+        scales = [float(s) for s in np.asarray(scales, np.float32).reshape(-1)]
+        out = [int(np.floor(i * np.float32(s))) for i, s in zip(shape, scales)]
+    if len(out) != rank:
+        raise Refused(f"{node.where()}: scales / sizes must have one value per axis")
+    src = v.name
+    q = imp.info(v).quant
+    if q is not None and q.axis is not None:
+        raise Refused(f"{node.where()}: per-axis quantized input")
+    for axis in range(rank):
+        idx = _nearest_map(node, shape[axis], out[axis], scales[axis], coord, nearest)
+        if idx is None:
+            continue
+        last = all(_nearest_map(node, shape[a], out[a], scales[a], coord, nearest) is None
+                   for a in range(axis + 1, rank))
+        index = imp.constant(idx, "int64", None, f"{node.name}_index{axis}")
+        attrs = {"axis": v.perm.index(axis)}
+        if last:
+            emit_moved(imp, node, v, "gather", [src, index], attrs, v.perm, q)
+            return
+        src = imp.emit("gather", [src, index], attrs, imp.fresh(f"{node.outputs[0]}_axis{axis}"), q)
+    imp.bind(node.outputs[0], v)                  # every map is the identity
+
+
+def _nearest_map(node: OnnxNode, n_in: int, n_out: int, scale: float, coord: str, nearest: str):
+    """Input index of each output index along one axis (None: identity)."""
+    if n_in == n_out and scale == 1.0:
+        return None
+    maps = []
+    for ft in (np.float32, np.float64):
+        x = np.arange(n_out, dtype=ft)
+        s = ft(scale)
+        if coord == "asymmetric":
+            orig = x / s
+        elif coord == "half_pixel":
+            orig = (x + ft(0.5)) / s - ft(0.5)
+        elif coord == "pytorch_half_pixel":
+            orig = (x + ft(0.5)) / s - ft(0.5) if n_out > 1 else np.zeros(n_out, ft)
+        elif coord == "tf_half_pixel_for_nn":
+            orig = (x + ft(0.5)) / s
+        elif coord == "align_corners":
+            orig = x * ft(n_in - 1) / ft(n_out - 1) if n_out > 1 else np.zeros(n_out, ft)
+        else:
+            raise Refused(f"{node.where()}: coordinate_transformation_mode {coord!r} is not supported")
+        if nearest == "floor":
+            idx = np.floor(orig)
+        elif nearest == "ceil":
+            idx = np.ceil(orig)
+        elif nearest == "round_prefer_floor":
+            idx = np.where(orig - np.floor(orig) == 0.5, np.floor(orig), np.rint(orig))
+        elif nearest == "round_prefer_ceil":
+            idx = np.where(orig - np.floor(orig) == 0.5, np.ceil(orig), np.rint(orig))
+        else:
+            raise Refused(f"{node.where()}: nearest_mode {nearest!r} is not supported")
+        maps.append(np.clip(idx, 0, n_in - 1).astype(np.int64))
+    if not np.array_equal(maps[0], maps[1]):
+        raise Refused(f"{node.where()}: the nearest-neighbour index map depends on float precision")
+    return maps[0]
+
+
 # ---------------------------------------------------------------------------
 # Windows and selections
 # ---------------------------------------------------------------------------
@@ -348,6 +437,8 @@ def relu_clip(imp: Importer, node: OnnxNode) -> None:
                 return
             raise
     elif not info.dt.is_int:
+        if _clip_then_quantize(imp, node, v):       # Relu / Clip of a float input right before a QuantizeLinear
+            return
         raise Refused(f"{node.where()}: float {node.op_type} (qnnref has no float32 operators yet)")
     else:
         lo, hi = (None if b is None else int(np.asarray(b).reshape(())) for b in (lo, hi))
@@ -384,9 +475,10 @@ def _exact_code(node: OnnxNode, q, dtype: str, bound) -> int | None:
 
 
 def _clip_then_quantize(imp: Importer, node: OnnxNode, v: Tensor) -> bool:
-    """Clip(DQ(x), a, b) -> QuantizeLinear(q) with bounds that are not codes of
-    x: ``Q(clip(r, a, b)) = clip(Q(r), Q(a), Q(b))`` (Q is monotone), so the
-    QuantizeLinear is applied first and the clamp happens in its integers."""
+    """Relu / Clip of ``r`` (a float input, or DQ(x) with bounds that are not
+    codes of x) -> QuantizeLinear(q): ``Q(clip(r, a, b)) = clip(Q(r), Q(a), Q(b))``
+    because Q is monotone, so the QuantizeLinear is applied first and the
+    clamp happens in its integers."""
     from .qdq import activation_range, quantize_linear
     nxt = imp.single_consumer(node.outputs[0])
     if nxt is None or nxt.key != ("", "QuantizeLinear") or nxt.input(0) != node.outputs[0]:
@@ -394,17 +486,18 @@ def _clip_then_quantize(imp: Importer, node: OnnxNode, v: Tensor) -> bool:
     from .quantparams import qdq_quant
     q = qdq_quant(imp, nxt, None, None)
     lo, hi = activation_range(imp, node, q)
-    imp.bind(node.outputs[0], v)                 # quantize the unclipped value...
-    quantize_linear(imp, nxt)
+    # quantize the unclipped value (under a temporary ONNX name)...
+    tmp = imp.fresh(f"{nxt.outputs[0]}_unclipped")
+    imp.bind(node.outputs[0], v)
+    quantize_linear(imp, OnnxNode(nxt.index, nxt.name, nxt.op_type, nxt.domain, nxt.inputs, [tmp], nxt.attrs))
     imp.values.pop(node.outputs[0])              # the clipped float value itself is never computed
     imp.skip.add(nxt.index)
-    t = imp.value(nxt.outputs[0])
+    t = imp.values.pop(tmp)
     if lo is None and hi is None:
+        imp.bind(nxt.outputs[0], t)
         return True
-    info = imp.info(t)                           # ...then clamp its integers
+    # ...then clamp its integers: the result is the QuantizeLinear's output
     name = imp.out_name(nxt.outputs[0], t.perm)
-    if name == t.name:
-        name = imp.fresh(f"{nxt.outputs[0]}_clip")
-    imp.emit("clamp", [t.name], {"min": lo, "max": hi}, name, info.quant, node_name=node.name)
+    imp.emit("clamp", [t.name], {"min": lo, "max": hi}, name, imp.info(t).quant, node_name=node.name)
     imp.bind(nxt.outputs[0], Tensor(name, t.perm))
     return True

@@ -11,7 +11,7 @@ from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, 
 from .context import Importer
 from .qdq import dequantize_linear, gemm_operands, quantize_linear
 from .quantparams import triple_quant
-from .reader import OnnxNode, Refused, numpy_dtype_name
+from .reader import OnnxNode, Refused
 from .registry import MS, handles
 
 
@@ -31,8 +31,7 @@ def stated_operand(imp: Importer, node: OnnxNode, i: int, s: int, z: int, what: 
 
 
 def output_triple(imp: Importer, node: OnnxNode, s: int, z: int, default_dtype: str) -> Output:
-    zp = imp.const(node, z, "output zero point")
-    dtype = numpy_dtype_name(zp) if zp is not None else default_dtype
+    dtype = imp.const_dtype(node, z) or default_dtype
     return Output(node.outputs[0], triple_quant(imp, node, s, z, dtype, None, None, "output"))
 
 

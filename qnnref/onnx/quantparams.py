@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from .reader import DTYPES, OnnxNode, OnnxQuant, Refused, make_onnx_quant, numpy_dtype_name, type_name
+from .reader import DTYPES, OnnxNode, OnnxQuant, Refused, make_onnx_quant, type_name
 
 MS = "com.microsoft"
 
@@ -49,7 +49,7 @@ def triple_quant(imp, node: OnnxNode, scale_i: int, zp_i: int, dtype: str, shape
         raise Refused(f"{where}: a scale is required")
     zp = imp.const(node, zp_i, f"{what} zero point")
     if zp is not None:
-        zdt = numpy_dtype_name(zp)
+        zdt = imp.const_dtype(node, zp_i)
         if zdt != dtype:
             raise Refused(f"{where}: zero point of type {zdt} for a {dtype} tensor")
     if np.asarray(scale).size != 1 and vector_axis is None:
@@ -72,9 +72,9 @@ def qdq_quant(imp, node: OnnxNode, dtype: str | None, shape) -> OnnxQuant:
     if dtype is None:
         out_type = node.attr("output_dtype", 0)
         if zp is not None:
-            dtype = numpy_dtype_name(zp)
-            if dtype is None:
-                raise Refused(f"{node.where()}: zero point of type {zp.dtype}, which qnnref does not have")
+            dtype = imp.const_dtype(node, 2)
+            if dtype not in DTYPES.values():
+                raise Refused(f"{node.where()}: zero point of type {imp.const_dtype(node, 2)}, which qnnref does not have")
             if out_type and DTYPES.get(out_type) != dtype:
                 raise Refused(f"{node.where()}: output_dtype {type_name(out_type)} differs from the zero point's")
         elif out_type:
@@ -83,8 +83,8 @@ def qdq_quant(imp, node: OnnxNode, dtype: str | None, shape) -> OnnxQuant:
             dtype = DTYPES[out_type]
         else:
             dtype = "uint8"
-    elif zp is not None and numpy_dtype_name(zp) != dtype:
-        raise Refused(f"{node.where()}: zero point of type {zp.dtype} for a {dtype} input")
+    elif zp is not None and imp.const_dtype(node, 2) != dtype:
+        raise Refused(f"{node.where()}: zero point of type {imp.const_dtype(node, 2)} for a {dtype} input")
     if dtype not in ("int4", "uint4", "int8", "uint8", "int16", "int32"):
         raise Refused(f"{node.where()}: quantized type {dtype} (qnnref quantizes to int4, uint4, int8, "
                       "uint8, int16)")

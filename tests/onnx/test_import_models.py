@@ -1,0 +1,130 @@
+"""Real models: a trained CNN quantized by ONNX Runtime's own quantizer
+(``quantize_static``: QDQ and QOperator; u8s8, s8s8, u8u8; per-tensor and
+per-channel) imports, runs, and agrees with ONNX Runtime; dynamic
+quantization and QONNX's Brevitas models are refused with the list of what
+qnnref lacks."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import qnnref
+from conftest import PROFILE, digits_float_model, needs_profile, ops_of, ort, ort_quantize
+from qnnref.onnx import import_onnx
+
+CONFIGS = [(fmt, act, wt, pc) for fmt in ("qdq", "qop") for act, wt in (("u8", "s8"), ("s8", "s8"), ("u8", "u8"))
+           for pc in (False, True)]
+N_IMAGES = 40
+
+
+def out_scale(model) -> float:
+    """The scale of the DequantizeLinear producing the logits."""
+    g = model.graph
+    dq = next(n for n in g.node if n.output[0] == "logits")
+    s = next(t for t in g.initializer if t.name == dq.input[1])
+    return float(np.frombuffer(s.raw_data, np.float32)[0]) if s.raw_data else float(s.float_data[0])
+
+
+def compare(qmodel, imported, images):
+    sess = ort.InferenceSession(qmodel.SerializeToString(), providers=["CPUExecutionProvider"])
+    scale = out_scale(qmodel)
+    worst, agree = 0, 0
+    for i in range(N_IMAGES):
+        x = images[i:i + 1]
+        r = sess.run(None, {"image": x})[0]
+        q = imported.run({"image": x})["logits"]
+        worst = max(worst, int(np.rint(np.max(np.abs(r - q)) / scale)))
+        agree += int(np.argmax(r) == np.argmax(q))
+    return worst, agree
+
+
+@pytest.mark.parametrize("fmt,act,wt,per_channel", CONFIGS)
+def test_quantize_static_digits(tmp_path, digits_images, fmt, act, wt, per_channel):
+    images, labels = digits_images
+    qm = ort_quantize(tmp_path, digits_float_model(), images, fmt, act, wt, per_channel)
+    m = import_onnx(qm, profile=PROFILE)
+    assert m.metadata["source"]["format"] == "onnx" and m.metadata["profile"] == PROFILE
+    assert ops_of(m).count("conv2d") == 3 and ops_of(m).count("transpose") == 1    # NCHW -> NHWC once
+    worst, agree = compare(qm, m, images)
+    assert worst <= 3, f"logits differ from ONNX Runtime by {worst} steps"
+    assert agree >= N_IMAGES - 1
+
+
+@pytest.mark.parametrize("fmt", ["qdq", "qop"])
+def test_quantize_static_with_maxpool_and_residual_add(tmp_path, digits_images, fmt):
+    images, _ = digits_images
+    qm = ort_quantize(tmp_path, digits_float_model(extra_ops=True), images, fmt, "u8", "s8", True)
+    m = import_onnx(qm, profile=PROFILE)
+    assert {"max_pool2d", "add"} <= set(ops_of(m))
+    worst, agree = compare(qm, m, images)
+    assert worst <= 4 and agree >= N_IMAGES - 1
+
+
+def test_imported_model_saves_and_loads(tmp_path, digits_images):
+    images, _ = digits_images
+    qm = ort_quantize(tmp_path, digits_float_model(), images, "qdq", "u8", "s8", True)
+    path = tmp_path / "q.onnx"
+    import onnx
+    onnx.save(qm, str(path))
+    out = tmp_path / "digits.qnn"
+    qnnref.onnx.convert(str(path), str(out), profile=PROFILE)
+    loaded = qnnref.load(str(out))
+    direct = import_onnx(str(path), profile=PROFILE)
+    x = images[:1]
+    np.testing.assert_array_equal(loaded.run({"image": x})["logits"], direct.run({"image": x})["logits"])
+    assert loaded.metadata["source"]["opset"] >= 13
+
+
+@needs_profile("ort-cpu-x86")
+@pytest.mark.parametrize("fmt,act,wt,per_channel", [c for c in CONFIGS if c[1:3] != ("u8", "u8")])
+def test_quantize_static_digits_bit_exact_under_ort_profile(tmp_path, digits_images, fmt, act, wt, per_channel):
+    images, _ = digits_images
+    qm = ort_quantize(tmp_path, digits_float_model(), images, fmt, act, wt, per_channel)
+    worst, _ = compare(qm, import_onnx(qm, profile="ort-cpu-x86"), images)
+    assert worst == 0
+
+
+def test_quantize_dynamic_is_refused_with_the_reason(tmp_path, digits_images):
+    images, _ = digits_images
+    qm = ort_quantize(tmp_path, digits_float_model(), images, "qop", "u8", "s8", False, dynamic=True)
+    with pytest.raises(qnnref.ValidationError) as e:
+        import_onnx(qm, profile=PROFILE)
+    text = str(e.value)
+    assert "DynamicQuantizeLinear" in text and "run time" in text
+
+
+# ---------------------------------------------------------------------------
+# QONNX / Brevitas
+# ---------------------------------------------------------------------------
+
+def qonnx_model(rel: str):
+    qonnx = pytest.importorskip("qonnx", reason="QONNX models need the qonnx package (pip install qonnx)")
+    path = os.path.join(os.path.dirname(qonnx.__file__), "data", "onnx", rel)
+    if not os.path.exists(path):
+        pytest.skip(f"qonnx does not ship {rel}")
+    return path
+
+
+@pytest.mark.parametrize("variant", ["subpixel", "nn_resize"])
+def test_qonnx_espcn_lists_exactly_its_float_operators(variant):
+    """Brevitas' ESPCN after QuantToQCDQ: every Q / Clip / DQ, the QCDQ weights
+    (folded into quantized constants), DepthToSpace and nearest Resize import;
+    what remains are float convolutions (float biases, BatchNormalization
+    between Conv and QuantizeLinear), which ONNX Runtime also runs in float."""
+    path = qonnx_model(f"bsd300x3-espcn/{variant}/quant_model.onnx")
+    import warnings
+
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.qonnx_to_qcdq import QuantToQCDQ
+    from qonnx.util.cleanup import cleanup_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = cleanup_model(cleanup_model(ModelWrapper(path)).transform(QuantToQCDQ())).model
+    with pytest.raises(qnnref.ValidationError) as e:
+        import_onnx(m, profile=PROFILE)
+    text = str(e.value)
+    ops = {line.split("(")[1].split(")")[0] for line in text.splitlines()[1:] if "(" in line}
+    assert ops <= {"Conv", "BatchNormalization"}, text
+    assert "BatchNormalization" in ops and "Conv" in ops
