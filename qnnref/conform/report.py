@@ -118,7 +118,8 @@ def diagnosis_groups(results, profile: str) -> list[dict]:
                                     "example": f"{r.id} [{', '.join(r.tags)}]: {example}"})
         g["count"] += 1
         g["cases"].append(r.id)
-    return sorted(groups.values(), key=lambda g: (-g["count"], g["op"]))
+    # what fails first; the cases qnnref does not support (not failures by default) last
+    return sorted(groups.values(), key=lambda g: (g["verdict"].startswith("unsupported"), -g["count"], g["op"]))
 
 
 class Report:
@@ -205,7 +206,8 @@ class Report:
             out.append(f"  {p}{mark} explains {explained} of {ran} cases ONNX Runtime ran")
             for g in diagnosis_groups(self.results, p)[:12]:
                 out.append(f"    {g['op']}: {g['count']} case{'s' if g['count'] != 1 else ''}: {g['verdict']}")
-                out.append(f"      e.g. {g['example']}")
+                example = g["example"] if len(g["example"]) <= 400 else g["example"][:397] + "..."
+                out.append(f"      e.g. {example}")
                 if len(g["cases"]) > 1:
                     more = ", ".join(g["cases"][1:1 + max_examples])
                     out.append(f"      also {more}{' ...' if len(g['cases']) > 1 + max_examples else ''}")
