@@ -23,6 +23,10 @@ import time
 
 __all__ = ["main", "run_conformance"]
 
+#: QEMU CPU models (lower case) with AVX512-VNNI or AVX-VNNI
+VNNI_CPU_MODELS = {"cascadelake-server", "cooperlake", "icelake-server", "icelake-client",
+                   "sapphirerapids", "graniterapids", "snowridge"}
+
 
 class _Progress:
     """A one-line progress bar on stderr."""
@@ -89,26 +93,41 @@ def model_cases(paths, seed: int = 0):
                    inputs=inputs, tags=(path,), seed=(seed, os.path.basename(path), 0))
 
 
-def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: float = 60.0,
+def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: float | None = None,
                     engine=None, progress=None, total=None, meta: dict | None = None,
-                    strict: bool = False):
+                    strict: bool = False, emulate_cpu: str | None = None, jobs: int | None = None):
     """Run ``cases`` (an iterable of suite.Case) and return a report.Report.
 
     ``profiles``: names (the first is the expected one); default
     :func:`harness.default_profiles`. ``vnni``: whether this CPU's ONNX
     Runtime multiplies u8 x s8 without saturation (default: detected).
-    ``strict``: a case qnnref's importer refuses is a failure too."""
+    ``strict``: a case qnnref's importer refuses is a failure too.
+    ``emulate_cpu``: run ONNX Runtime under ``qemu-x86_64 -cpu MODEL``
+    (e.g. ``Haswell``: AVX2 without VNNI), see runner.emulator. ``jobs``:
+    ONNX Runtime worker processes (default 1; 2 under emulation)."""
     from .harness import Settings, cpu_info, default_profiles, machine_overrides, run_cases
     from .report import Report
+    from .runner import OrtRunner, emulator
     cpu = cpu_info()
+    wrapper = []
+    if emulate_cpu:
+        wrapper = emulator(emulate_cpu)
+        cpu = {"model": f"{emulate_cpu} (emulated by qemu-x86_64 on {cpu['model']})", "emulated": emulate_cpu,
+               "vnni": "vnni" in emulate_cpu.lower() or emulate_cpu.lower() in VNNI_CPU_MODELS}
     if vnni is None:
         vnni = cpu["vnni"]
     cpu = dict(cpu, vnni=vnni)
+    if timeout is None:
+        timeout = 300.0 if emulate_cpu else 60.0
     profiles = list(profiles) if profiles else default_profiles(vnni)
     settings = Settings(profiles=profiles, overrides=machine_overrides(vnni), timeout=timeout,
                         strict=strict)
+    runner = OrtRunner(timeout=timeout, window=settings.window, wrapper=wrapper,
+                       startup_timeout=300.0 if emulate_cpu else 60.0,
+                       jobs=jobs or (2 if emulate_cpu else 1))
     t0 = time.perf_counter()
-    results, vendor = run_cases(cases, settings, engine=engine, progress=progress, total=total)
+    results, vendor = run_cases(cases, settings, engine=engine, runner=runner, progress=progress,
+                                total=total)
     from .. import __version__
     meta = dict(meta or {})
     meta.update(vendor={k: v for k, v in vendor.items() if k != "pid"}, machine=cpu,
@@ -137,8 +156,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="run N built-in cases, shared among the operators (default: the full suite)")
     p.add_argument("--ops", default=None, metavar="OP,...",
                    help="only these rows of the built-in suite (e.g. QLinearConv,'QDQ Conv')")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds one case may take in ONNX Runtime before it counts as hung")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds one case may take in ONNX Runtime before it counts as hung "
+                        "(default 60; 300 with --emulate-cpu)")
+    p.add_argument("--emulate-cpu", metavar="MODEL", default=None,
+                   help="run ONNX Runtime under qemu-x86_64 -cpu MODEL, e.g. Haswell (AVX2, no VNNI): "
+                        "checks another CPU's semantics here; slow (needs qemu-user)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="ONNX Runtime worker processes (default 1; 2 with --emulate-cpu)")
     p.add_argument("--vnni", choices=["auto", "yes", "no"], default="auto",
                    help="whether ONNX Runtime multiplies u8 x s8 exactly on this CPU (VNNI); "
                         "default: detected from /proc/cpuinfo")
@@ -183,6 +208,10 @@ def _main(args) -> int:
             return err(f"unknown --ops {unknown}; the suite has: {', '.join(GENERATORS)}")
     if args.cases is not None and args.cases < 1:
         return err("--cases must be at least 1")
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        return err("--jobs must be in [1, 64]")
+    if args.timeout is not None and not args.timeout > 0:
+        return err("--timeout must be positive")
     for m in args.models:
         if not os.path.isfile(m):
             return err(f"no such model file: {m}")
@@ -208,6 +237,7 @@ def _main(args) -> int:
     try:
         report = run_conformance(cases(), profiles or None, vnni=vnni, timeout=args.timeout,
                                  progress=progress, total=total, strict=args.strict,
+                                 emulate_cpu=args.emulate_cpu, jobs=args.jobs,
                                  meta={"suite": "; ".join(suite_desc), "seed": args.seed})
     except (QnnError, ValueError, VendorUnavailable) as e:
         progress.finish()

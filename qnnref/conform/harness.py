@@ -179,8 +179,9 @@ def unavailable_result(case, vendor, settings: Settings, why: str) -> CaseResult
 def run_cases(cases, settings: Settings, *, engine=None, runner=None, progress=None, total=None):
     """Run every case; returns (list of CaseResult, vendor info dict).
     ``progress(done, total, case_id)`` is called after each case."""
-    from .runner import OrtRunner
-    runner = runner or OrtRunner(timeout=settings.timeout, window=settings.window)
+    if runner is None:
+        from .runner import OrtRunner
+        runner = OrtRunner(timeout=settings.timeout, window=settings.window)
     why = None
     if engine is None:
         from .engine import ImporterUnavailable, QnnrefEngine

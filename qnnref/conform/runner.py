@@ -55,14 +55,14 @@ _EOF = object()
 class _Worker:
     """One worker process and the threads that feed and drain its pipes."""
 
-    def __init__(self, python: str, startup_timeout: float):
+    def __init__(self, python: str, startup_timeout: float, wrapper=()):
         env = dict(os.environ)
         # the worker imports this very package, wherever it lives
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = "1"
-        self.proc = subprocess.Popen([python, "-m", "qnnref.conform.worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([*wrapper, python, "-m", "qnnref.conform.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.results: queue.Queue = queue.Queue()
         self.to_send: queue.Queue = queue.Queue()
@@ -70,6 +70,12 @@ class _Worker:
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
         threading.Thread(target=self._write, daemon=True).start()
+        self.startup_timeout = startup_timeout
+        self.info: dict = {}
+
+    def wait_ready(self) -> "_Worker":
+        """Wait for the worker's greeting (it has imported onnxruntime)."""
+        startup_timeout = self.startup_timeout
         try:
             hello = self.results.get(timeout=startup_timeout)
         except queue.Empty:
@@ -81,6 +87,7 @@ class _Worker:
             tail = " | ".join(self.stderr_tail)
             raise VendorUnavailable(f"the ONNX Runtime worker could not start: {why or tail or 'no reason given'}")
         self.info = hello["hello"]
+        return self
 
     def _read(self) -> None:
         stream = self.proc.stdout
@@ -143,6 +150,20 @@ class _Worker:
         return f"exited with status {rc}"
 
 
+def emulator(cpu: str) -> list[str]:
+    """The command prefix that runs the worker on an emulated x86-64 CPU model
+    (``qemu-x86_64 -cpu MODEL``, e.g. ``Haswell``: AVX2 without AVX-512 or
+    VNNI). ONNX Runtime then takes the code paths of that CPU -- its real
+    code, on exactly emulated instructions -- so a VNNI machine can check
+    the AVX2 semantics (the u8 x s8 int16 saturation). Slow: about 10 s to
+    start and 10-50 times slower per case."""
+    import shutil
+    qemu = shutil.which("qemu-x86_64") or shutil.which("qemu-x86_64-static")
+    if qemu is None:
+        raise VendorUnavailable("emulating a CPU needs qemu-x86_64 (Debian: apt-get install qemu-user)")
+    return [qemu, "-cpu", cpu]
+
+
 def _request(case) -> dict:
     return {"id": case.id, "model": case.model, "inputs": case.inputs,
             "session_config": dict(case.session_config), "hook": case.hook}
@@ -153,10 +174,14 @@ class OrtRunner:
 
     ``timeout``: seconds a case may take (session creation included) before
     it is reported as hung. ``window``: cases sent ahead of the one running.
+    ``wrapper``: a command the worker runs under, e.g. :func:`emulator` to run
+    ONNX Runtime on an emulated CPU. ``jobs``: worker processes.
     """
 
     def __init__(self, timeout: float = 60.0, window: int = 8, python: str | None = None,
-                 startup_timeout: float = 60.0):
+                 startup_timeout: float = 60.0, wrapper=(), jobs: int = 1):
+        self.wrapper = list(wrapper)
+        self.jobs = max(1, int(jobs))
         self.timeout = float(timeout)
         self.window = max(1, int(window))
         self.python = python or sys.executable
@@ -165,57 +190,73 @@ class OrtRunner:
         self.restarts = 0
 
     def _start(self) -> _Worker:
-        w = _Worker(self.python, self.startup_timeout)
+        w = _Worker(self.python, self.startup_timeout, self.wrapper).wait_ready()
         self.info = w.info
         return w
 
     def run(self, cases):
-        """Yield ``(case, VendorResult)`` for each case, in order."""
+        """Yield ``(case, VendorResult)`` for each case, in order.
+
+        With ``jobs`` workers, each case goes to the worker with the fewest
+        cases waiting; results are still yielded in the cases' order (each
+        worker answers its own cases in order, so the next case to yield is
+        always the oldest one of its worker)."""
         it = iter(cases)
-        pending: collections.deque = collections.deque()
+        workers = [_Worker(self.python, self.startup_timeout, self.wrapper) for _ in range(self.jobs)]
+        try:                                 # started together, then greeted
+            for w in workers:
+                self.info = w.wait_ready().info
+        except VendorUnavailable:
+            for w in workers:
+                w.kill()
+            raise
+        waiting = [collections.deque() for _ in workers]    # per worker, sent and unanswered
+        order: collections.deque = collections.deque()      # (case, worker index), in input order
         exhausted = False
-        worker = self._start()
         try:
             while True:
-                while not exhausted and len(pending) < self.window:
+                while not exhausted and len(order) < self.window * len(workers):
                     try:
                         case = next(it)
                     except StopIteration:
                         exhausted = True
                         break
-                    pending.append(case)
-                    worker.send(_request(case))
-                if not pending:
+                    k = min(range(len(workers)), key=lambda j: len(waiting[j]))
+                    waiting[k].append(case)
+                    order.append((case, k))
+                    workers[k].send(_request(case))
+                if not order:
                     break
+                head, k = order.popleft()
+                worker = workers[k]
                 t0 = time.perf_counter()
                 try:
                     msg = worker.results.get(timeout=self.timeout)
                 except queue.Empty:
                     msg = None
+                waiting[k].popleft()
                 if msg is None or msg is _EOF:
-                    head = pending.popleft()
+                    worker.kill()
                     if msg is None:
-                        worker.kill()
                         result = VendorResult("hung", message=f"no result after {self.timeout:g} s; "
                                                               "the worker was killed")
                     else:
-                        worker.kill()
                         tail = [ln for ln in worker.stderr_tail if ln.strip()][-3:]
                         result = VendorResult("crashed", message=f"the worker {worker.exit_description()}"
                                               + (": " + " | ".join(tail) if tail else ""))
                     result.seconds = time.perf_counter() - t0
                     yield head, result
                     self.restarts += 1
-                    worker = self._start()
-                    for case in pending:        # the cases that were waiting behind it
+                    workers[k] = worker = self._start()
+                    for case in waiting[k]:      # the cases that were waiting behind it
                         worker.send(_request(case))
                     continue
-                head = pending.popleft()
-                if msg.get("id") != head.id:     # cannot happen: the worker answers in order
+                if msg.get("id") != head.id:     # cannot happen: a worker answers in order
                     raise RuntimeError(f"worker answered {msg.get('id')!r} for case {head.id!r}")
                 yield head, VendorResult.from_message(msg)
         finally:
-            if pending:                          # stopped early: drop the queued work
-                worker.kill()
-            else:
-                worker.close()
+            for worker, w in zip(workers, waiting):
+                if w:                            # stopped early: drop the queued work
+                    worker.kill()
+                else:
+                    worker.close()
