@@ -69,6 +69,11 @@ class OnnxGraph:
         self.initializers.append(t)
         return name
 
+    def qparams(self, base: str, scale, zero_point, dtype: str) -> None:
+        """Initializers ``{base}_scale`` (float32) and ``{base}_zero_point`` (``dtype``)."""
+        self.const(f"{base}_scale", scale, "float32")
+        self.const(f"{base}_zero_point", zero_point, dtype)
+
     def node(self, op: str, inputs, outputs, *, name: str | None = None, domain: str = "",
              **attrs) -> list[str]:
         from onnx import helper

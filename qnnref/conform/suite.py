@@ -242,13 +242,17 @@ def _conv_geometry(rng, regime: str):
     kind = rng.choice(["dense", "dense", "dense", "depthwise", "grouped", "pointwise"])
     n = int(rng.choice([1, 1, 1, 2]))
     if kind == "depthwise":
-        cin = int(rng.choice([1, 3, 8, 16, 17])); group = cin
+        cin = int(rng.choice([1, 3, 8, 16, 17]))
+        group = cin
         cout = cin * int(rng.choice([1, 1, 2]))
     elif kind == "grouped":
-        group = int(rng.choice([2, 3])); cin = group * int(rng.integers(1, 5))
+        group = int(rng.choice([2, 3]))
+        cin = group * int(rng.integers(1, 5))
         cout = group * int(rng.integers(1, 5))
     else:
-        group = 1; cin = int(rng.choice([1, 2, 3, 4, 7, 8, 16, 33])); cout = int(rng.choice([1, 2, 5, 8, 16]))
+        group = 1
+        cin = int(rng.choice([1, 2, 3, 4, 7, 8, 16, 33]))
+        cout = int(rng.choice([1, 2, 5, 8, 16]))
     k = 1 if kind == "pointwise" else int(rng.choice([1, 2, 3, 3, 3, 5]))
     stride = int(rng.choice([1, 1, 2, 3]))
     dilation = int(rng.choice([1, 1, 1, 2]))
@@ -285,19 +289,21 @@ def gen_qlinearconv(rng, i):
     dyn_w = rng.random() < 0.1 and not per_channel
     inputs = {"x": x}
     if dyn_w:
-        g.input("w", wt, wv.shape); inputs["w"] = wv
+        g.input("w", wt, wv.shape)
+        inputs["w"] = wv
     else:
         g.const("w", wv, wt)
-    g.const("x_scale", xs, "float32"); g.const("x_zero_point", xz, xt)
+    g.qparams("x", xs, xz, xt)
     g.const("w_scale", ws, "float32")
     g.const("w_zero_point", np.full(cout, wz) if per_channel and rng.random() < 0.5 else wz, wt)
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, yt)
+    g.qparams("y", ys, yz, yt)
     ins = ["x", "x_scale", "x_zero_point", "w", "w_scale", "w_zero_point", "y_scale", "y_zero_point"]
     bias = rng.random() < 0.6
     if bias:
         b = rng.integers(-int(2 * mag) - 1, int(2 * mag) + 2, size=cout) if rng.random() < 0.8 \
             else rng.choice([-2**20, 2**20], size=cout)
-        g.const("bias", b, "int32"); ins.append("bias")
+        g.const("bias", b, "int32")
+        ins.append("bias")
     g.node("QLinearConv", ins, "y", name="conv", kernel_shape=[k, k], strides=[stride, stride],
            dilations=[dil, dil], pads=list(pads), group=group)
     g.output("y", yt, (n, cout, oh, ow))
@@ -351,11 +357,12 @@ def gen_qlinearmatmul(rng, i):
     if const_b:
         g.const("b", b, bt)
     else:
-        g.input("b", bt, b.shape); inputs["b"] = b
-    g.const("a_scale", a_s, "float32"); g.const("a_zero_point", az, at)
+        g.input("b", bt, b.shape)
+        inputs["b"] = b
+    g.qparams("a", a_s, az, at)
     g.const("b_scale", b_s, "float32")
     g.const("b_zero_point", np.full(n, bz) if per_col else bz, bt)
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, yt)
+    g.qparams("y", ys, yz, yt)
     g.node("QLinearMatMul", ["a", "a_scale", "a_zero_point", "b", "b_scale", "b_zero_point",
                              "y_scale", "y_zero_point"], "y", name="matmul")
     g.output("y", yt, batch + (m, n))
@@ -379,14 +386,17 @@ def gen_matmulinteger(rng, i):
     if const_b:
         g.const("b", b, bt)
     else:
-        g.input("b", bt, b.shape); inputs["b"] = b
+        g.input("b", bt, b.shape)
+        inputs["b"] = b
     ins = ["a", "b"]
     zp_style = rng.choice(["none", "a", "both", "both", "per-column"])
     if zp_style != "none":
-        g.const("a_zero_point", az, at); ins.append("a_zero_point")
+        g.const("a_zero_point", az, at)
+        ins.append("a_zero_point")
     if zp_style in ("both", "per-column"):
         bzv = np.array([zero_point(rng, bt) for _ in range(n)]) if zp_style == "per-column" else bz
-        g.const("b_zero_point", bzv, bt); ins.append("b_zero_point")
+        g.const("b_zero_point", bzv, bt)
+        ins.append("b_zero_point")
     g.node("MatMulInteger", ins, "y", name="matmul")
     g.output("y", "int32", batch + (m, n))
     tags = [SHORT[at] + SHORT[bt], regime, f"zp:{zp_style}", "const-b" if const_b else "dynamic-b",
@@ -413,7 +423,8 @@ def gen_convinteger(rng, i):
     ins = ["x", "w"]
     with_zp = rng.random() < 0.8
     if with_zp:
-        g.const("x_zero_point", xz, xt); g.const("w_zero_point", wz, wt)
+        g.const("x_zero_point", xz, xt)
+        g.const("w_zero_point", wz, wt)
         ins += ["x_zero_point", "w_zero_point"]
     g.node("ConvInteger", ins, "y", name="conv", kernel_shape=[k, k], strides=[stride, stride],
            dilations=[dil, dil], pads=list(pads), group=group)
@@ -450,7 +461,7 @@ def gen_qgemm(rng, i):
     g = OnnxGraph()
     a_in = np.ascontiguousarray(a.T) if trans_a else a
     g.input("a", at, a_in.shape)
-    g.const("a_scale", a_s, "float32"); g.const("a_zero_point", az, at)
+    g.qparams("a", a_s, az, at)
     g.const("b", b.T if trans_b else b, bt)
     g.const("b_scale", b_s, "float32")
     g.const("b_zero_point", np.full(n, bz) if per_col else bz, bt)
@@ -463,7 +474,7 @@ def gen_qgemm(rng, i):
     if not float_out:
         if not bias:
             ins.append("")
-        g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, yt)
+        g.qparams("y", ys, yz, yt)
         ins += ["y_scale", "y_zero_point"]
     g.node("QGemm", ins, "y", name="gemm", domain=MS_DOMAIN, transA=int(trans_a),
            transB=int(trans_b), alpha=alpha)
@@ -504,10 +515,11 @@ def _binary(rng, i, op):
     if rng.random() < 0.3:
         g.const("b", b, dt)
     else:
-        g.input("b", dt, sb); inputs["b"] = b
-    g.const("a_scale", s_a, "float32"); g.const("a_zero_point", za, dt)
-    g.const("b_scale", s_b, "float32"); g.const("b_zero_point", zb, dt)
-    g.const("y_scale", s_y, "float32"); g.const("y_zero_point", zy, dt)
+        g.input("b", dt, sb)
+        inputs["b"] = b
+    g.qparams("a", s_a, za, dt)
+    g.qparams("b", s_b, zb, dt)
+    g.qparams("y", s_y, zy, dt)
     g.node(op, ["a", "a_scale", "a_zero_point", "b", "b_scale", "b_zero_point", "y_scale",
                 "y_zero_point"], "y", name=op.lower(), domain=MS_DOMAIN)
     g.output("y", dt, out_shape)
@@ -558,8 +570,8 @@ def gen_qlinearaveragepool(rng, i):
     if channels_last:
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     g.input("x", dt, x.shape)
-    g.const("x_scale", xs, "float32"); g.const("x_zero_point", xz, dt)
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, dt)
+    g.qparams("x", xs, xz, dt)
+    g.qparams("y", ys, yz, dt)
     g.node("QLinearAveragePool", ["x", "x_scale", "x_zero_point", "y_scale", "y_zero_point"], "y",
            name="pool", domain=MS_DOMAIN, kernel_shape=[kh, kw], strides=[sh, sw],
            pads=[ph[0], pw[0], ph[1], pw[1]], count_include_pad=count_include_pad,
@@ -584,8 +596,8 @@ def gen_qlinearglobalaveragepool(rng, i):
     if channels_last:
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     g.input("x", dt, x.shape)
-    g.const("x_scale", xs, "float32"); g.const("x_zero_point", xz, dt)
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, dt)
+    g.qparams("x", xs, xz, dt)
+    g.qparams("y", ys, yz, dt)
     g.node("QLinearGlobalAveragePool", ["x", "x_scale", "x_zero_point", "y_scale", "y_zero_point"],
            "y", name="gap", domain=MS_DOMAIN, channels_last=int(channels_last))
     g.output("y", dt, (n, 1, 1, c) if channels_last else (n, c, 1, 1))
@@ -604,7 +616,7 @@ def gen_qlinearconcat(rng, i):
     ys = scale(rng, 2**-8, 2**-1, pow2)
     yz = zero_point(rng, dt)
     g = OnnxGraph()
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, dt)
+    g.qparams("y", ys, yz, dt)
     ins = ["y_scale", "y_zero_point"]
     inputs = {}
     total = 0
@@ -619,8 +631,9 @@ def gen_qlinearconcat(rng, i):
         if j > 0 and rng.random() < 0.2:      # input 0 is always a graph input
             g.const(name, xj, dt)
         else:
-            g.input(name, dt, shape); inputs[name] = xj
-        g.const(f"{name}_scale", s, "float32"); g.const(f"{name}_zero_point", z, dt)
+            g.input(name, dt, shape)
+            inputs[name] = xj
+        g.qparams(f"{name}", s, z, dt)
         ins += [name, f"{name}_scale", f"{name}_zero_point"]
     out = list(base)
     out[axis] = total
@@ -657,8 +670,8 @@ def _lut_op(rng, i, op):
         yz = zero_point(rng, dt)
     g = OnnxGraph()
     g.input("x", dt, x.shape)
-    g.const("x_scale", xs, "float32"); g.const("x_zero_point", xz, dt)
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, dt)
+    g.qparams("x", xs, xz, dt)
+    g.qparams("y", ys, yz, dt)
     g.node(op, ["x", "x_scale", "x_zero_point", "y_scale", "y_zero_point"], "y",
            name=op.lower(), domain=MS_DOMAIN, **attrs)
     g.output("y", dt, x.shape)
@@ -720,7 +733,8 @@ def gen_quantizelinear(rng, i):
     ins = ["x", "y_scale"]
     with_zp = dt not in ("uint8",) or rng.random() < 0.8
     if with_zp:
-        g.const("y_zero_point", zv, dt); ins.append("y_zero_point")
+        g.const("y_zero_point", zv, dt)
+        ins.append("y_zero_point")
     elif np.any(np.asarray(zv) != 0):
         zv = np.zeros_like(np.asarray(zv))
     g.node("QuantizeLinear", ins, "q", name="quantize", **attrs)
@@ -779,17 +793,20 @@ def gen_dequantizelinear(rng, i):
     if dt in ("int4", "uint4"):
         g.const("x", x, dt)                   # 4-bit: only as a constant (ORT's Python API)
     else:
-        g.input("x", dt, shape); inputs["x"] = x
+        g.input("x", dt, shape)
+        inputs["x"] = x
     g.const("x_scale", sv, "float32")
     ins = ["x", "x_scale"]
     if dt == "int32" and rng.random() < 0.5:
         pass                                  # no zero point
     else:
-        g.const("x_zero_point", zv, dt); ins.append("x_zero_point")
+        g.const("x_zero_point", zv, dt)
+        ins.append("x_zero_point")
     g.node("DequantizeLinear", ins, "y", name="dequantize", **attrs)
     g.output("y", "float32", shape)
     if not inputs:                            # a graph needs an input: add an unused one
-        g.input("unused", "float32", (1,)); inputs["unused"] = np.zeros(1, np.float32)
+        g.input("unused", "float32", (1,))
+        inputs["unused"] = np.zeros(1, np.float32)
     tags = [SHORT[dt], style, regime]
     return dict(model=g.model_bytes(), inputs=inputs, tags=tags,
                 float_reason="DequantizeLinear has a float output")
@@ -821,10 +838,11 @@ def gen_qdq_conv(rng, i):
     relu = rng.random() < 0.3
     g = OnnxGraph()
     g.input("x", xt, x.shape)
-    g.const("x_scale", xs, "float32"); g.const("x_zero_point", xz, xt)
-    g.const("w", wv, wt); g.const("w_scale", ws, "float32")
+    g.qparams("x", xs, xz, xt)
+    g.const("w", wv, wt)
+    g.const("w_scale", ws, "float32")
     g.const("w_zero_point", np.full(cout, wz) if per_channel else wz, wt)
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, xt)
+    g.qparams("y", ys, yz, xt)
     axis = {"axis": 0} if per_channel else {}
     g.node("DequantizeLinear", ["x", "x_scale", "x_zero_point"], "x_dq", name="dq_x")
     g.node("DequantizeLinear", ["w", "w_scale", "w_zero_point"], "w_dq", name="dq_w", **axis)
@@ -842,7 +860,8 @@ def gen_qdq_conv(rng, i):
            dilations=[dil, dil], pads=list(pads), group=group)
     last = "conv_out"
     if relu:
-        g.node("Relu", [last], "relu_out", name="relu"); last = "relu_out"
+        g.node("Relu", [last], "relu_out", name="relu")
+        last = "relu_out"
     g.node("QuantizeLinear", [last, "y_scale", "y_zero_point"], "y", name="q_y")
     oh = conv_out(h, k, stride, dil, pads[0], pads[2])
     ow = conv_out(w, k, stride, dil, pads[1], pads[3])
@@ -875,10 +894,11 @@ def gen_qdq_matmul(rng, i):
     trans_b = gemm and rng.random() < 0.5
     g = OnnxGraph()
     g.input("a", at, a.shape)
-    g.const("a_scale", a_s, "float32"); g.const("a_zero_point", az, at)
-    g.const("b", b.T if trans_b else b, bt); g.const("b_scale", b_s, "float32")
+    g.qparams("a", a_s, az, at)
+    g.const("b", b.T if trans_b else b, bt)
+    g.const("b_scale", b_s, "float32")
     g.const("b_zero_point", np.full(n, bz) if per_col else bz, bt)
-    g.const("y_scale", ys, "float32"); g.const("y_zero_point", yz, at)
+    g.qparams("y", ys, yz, at)
     g.node("DequantizeLinear", ["a", "a_scale", "a_zero_point"], "a_dq", name="dq_a")
     axis = {"axis": 0 if trans_b else 1} if per_col else {}
     g.node("DequantizeLinear", ["b", "b_scale", "b_zero_point"], "b_dq", name="dq_b", **axis)
@@ -915,9 +935,10 @@ def gen_qdq_add(rng, i):
     s_y = np.float32(max(s_a, s_b) * (2.0 ** int(rng.integers(-1, 3)) if pow2 else log_uniform(rng, 0.5, 4))) \
         if op == "Add" else np.float32(s_a * s_b * (2 ** int(rng.integers(3, 9)) if pow2 else log_uniform(rng, 8, 300)))
     g = OnnxGraph()
-    g.input("a", dt, sa); g.input("b", dt, sb)
+    g.input("a", dt, sa)
+    g.input("b", dt, sb)
     for nm, s, z in (("a", s_a, za), ("b", s_b, zb), ("y", s_y, zy)):
-        g.const(f"{nm}_scale", s, "float32"); g.const(f"{nm}_zero_point", z, dt)
+        g.qparams(f"{nm}", s, z, dt)
     g.node("DequantizeLinear", ["a", "a_scale", "a_zero_point"], "a_dq", name="dq_a")
     g.node("DequantizeLinear", ["b", "b_scale", "b_zero_point"], "b_dq", name="dq_b")
     g.node(op, ["a_dq", "b_dq"], "sum", name=op.lower())
@@ -939,7 +960,8 @@ class _QOpBuilder:
         self.k = 0
 
     def qparams(self, name, s, z):
-        self.g.const(f"{name}_scale", s, "float32"); self.g.const(f"{name}_zero_point", z, self.xt)
+        self.g.const(f"{name}_scale", s, "float32")
+        self.g.const(f"{name}_zero_point", z, self.xt)
 
     def new(self, base):
         self.k += 1
@@ -953,7 +975,8 @@ class _QOpBuilder:
         wv = weights(rng, self.wt, (cout, cin // group, k, k), self.regime)
         wz = 0 if self.wt == "int8" else zero_point(rng, self.wt)
         ws = channel_scales(rng, cout, 2**-9, 2**-5, self.pow2)
-        g.const(f"{name}_w", wv, self.wt); g.const(f"{name}_w_scale", ws, "float32")
+        g.const(f"{name}_w", wv, self.wt)
+        g.const(f"{name}_w_scale", ws, "float32")
         g.const(f"{name}_w_zero_point", wz, self.wt)
         mag = acc_magnitude(np.full(4, 40.0 if self.regime != "saturate" else 200.0),
                             wv.astype(np.int64) - wz, cin // group * k * k)
@@ -1053,7 +1076,8 @@ class _QOpBuilder:
         wv = weights(rng, self.wt, (k, n_out), self.regime)
         wz = 0 if self.wt == "int8" else zero_point(rng, self.wt)
         ws = scale(rng, 2**-9, 2**-5, self.pow2)
-        g.const(f"{name}_w", wv, self.wt); g.const(f"{name}_w_scale", ws, "float32")
+        g.const(f"{name}_w", wv, self.wt)
+        g.const(f"{name}_w_scale", ws, "float32")
         g.const(f"{name}_w_zero_point", wz, self.wt)
         mag = acc_magnitude(np.full(4, 40.0), wv.astype(np.int64) - wz, k)
         out = f"{name}_out"
@@ -1123,7 +1147,7 @@ def _qdq_graph(rng, template, regime, xt, wt):
     g.input("x", "float32", x.shape)
 
     def qdq(t, s, z, name):
-        g.const(f"{name}_scale", s, "float32"); g.const(f"{name}_zero_point", z, xt)
+        g.qparams(f"{name}", s, z, xt)
         g.node("QuantizeLinear", [t, f"{name}_scale", f"{name}_zero_point"], f"{name}_q", name=f"q_{name}")
         g.node("DequantizeLinear", [f"{name}_q", f"{name}_scale", f"{name}_zero_point"], f"{name}_dq",
                name=f"dq_{name}")
@@ -1136,7 +1160,8 @@ def _qdq_graph(rng, template, regime, xt, wt):
         cout = 8
         wv = weights(rng, wt, (cout, c, 3, 3), regime)
         ws = channel_scales(rng, cout, 2**-9, 2**-5, pow2)
-        g.const("conv_w", wv, wt); g.const("conv_w_scale", ws, "float32")
+        g.const("conv_w", wv, wt)
+        g.const("conv_w_scale", ws, "float32")
         g.const("conv_w_zero_point", np.zeros(cout), wt)
         g.node("DequantizeLinear", ["conv_w", "conv_w_scale", "conv_w_zero_point"], "conv_w_dq",
                name="dq_conv_w", axis=0)
@@ -1151,21 +1176,20 @@ def _qdq_graph(rng, template, regime, xt, wt):
         k = cout * 16
         wv2 = weights(rng, wt, (k, 10), regime)
         ws2 = scale(rng, 2**-9, 2**-5, pow2)
-        g.const("fc_w", wv2, wt); g.const("fc_w_scale", ws2, "float32"); g.const("fc_w_zero_point", 0, wt)
+        g.const("fc_w", wv2, wt)
+        g.qparams("fc_w", ws2, 0, wt)
         g.node("DequantizeLinear", ["fc_w", "fc_w_scale", "fc_w_zero_point"], "fc_w_dq", name="dq_fc_w")
         g.node("MatMul", ["flat_out", "fc_w_dq"], "fc_out", name="fc")
         s2 = output_scale(rng, float(s1) * float(ws2), acc_magnitude(np.full(4, 60.0), wv2.astype(np.int64), k),
                           xt, pow2)
         z2 = zero_point(rng, xt)
-        g.const("y_scale", s2, "float32"); g.const("y_zero_point", z2, xt)
+        g.qparams("y", s2, z2, xt)
         g.node("QuantizeLinear", ["fc_out", "y_scale", "y_zero_point"], "y", name="q_y")
         g.output("y", xt, (1, 10))
-        if wt == "int8" and xt == "uint8":
-            pass
     else:                                 # qdq_softmax: Flatten -> Softmax between DQ and Q
         g.node("Flatten", [t], "flat_out", name="flatten", axis=1)
         g.node("Softmax", ["flat_out"], "sm_out", name="softmax", axis=-1)
-        g.const("y_scale", np.float32(1 / 256), "float32"); g.const("y_zero_point", QRANGE[xt][0], xt)
+        g.qparams("y", np.float32(1 / 256), QRANGE[xt][0], xt)
         g.node("QuantizeLinear", ["sm_out", "y_scale", "y_zero_point"], "y", name="q_y")
         g.output("y", xt, (1, c * h * w))
         case["float_reason"] = "Softmax runs in float32 between DequantizeLinear and QuantizeLinear"

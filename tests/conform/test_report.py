@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from qnnref.conform.compare import (FLOAT_RTOL, HIST_LABELS, ProfileOutcome, compare_outputs, diff_tensor,
+from qnnref.conform.compare import (FLOAT_RTOL, HIST_LABELS, compare_outputs, diff_tensor,
                                     histogram)
 from qnnref.conform.engine import OursResult
 from qnnref.conform.harness import CaseResult

@@ -3,7 +3,6 @@ results come back in order."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import numpy as np
 import pytest
