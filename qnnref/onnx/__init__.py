@@ -25,12 +25,15 @@ def _require_onnx():
         raise QnnError(f"ONNX import needs the onnx package: {_EXTRA}") from None
 
 
-def import_onnx(model_or_path, profile: str = "onnx", *, input_shapes: dict | None = None):
+def import_onnx(model_or_path, profile: str = "onnx", *, input_shapes: dict | None = None,
+                constants: dict | None = None):
     """Import a quantized ONNX model (a path, bytes or an ``onnx.ModelProto``)
     as a validated, runnable ``qnnref.Model`` under semantic ``profile``.
 
     ``input_shapes`` fixes the shapes of graph inputs with symbolic
-    dimensions, e.g. ``{"input": (1, 3, 224, 224)}``.
+    dimensions, e.g. ``{"input": (1, 3, 224, 224)}``. ``constants`` gives
+    graph inputs fixed values (numpy arrays), which makes them constants:
+    e.g. the scales and zero points that ONNX's backend node tests pass as inputs.
 
     ONNX tensor names are kept wherever a tensor survives; the others are
     listed in ``metadata["source"]["tensors"]`` (name in qnnref, axis
@@ -38,12 +41,13 @@ def import_onnx(model_or_path, profile: str = "onnx", *, input_shapes: dict | No
     every node that cannot be imported, at once."""
     _require_onnx()
     from .importer import import_model
-    return import_model(model_or_path, profile, input_shapes)
+    return import_model(model_or_path, profile, input_shapes, constants)
 
 
-def convert(in_path, out_path, profile: str = "onnx", *, input_shapes: dict | None = None) -> str:
+def convert(in_path, out_path, profile: str = "onnx", *, input_shapes: dict | None = None,
+            constants: dict | None = None) -> str:
     """Import ``in_path`` (ONNX) and write it to ``out_path`` (.qnn); returns the
     file digest."""
     from .. import save
-    model = import_onnx(in_path, profile, input_shapes=input_shapes)
+    model = import_onnx(in_path, profile, input_shapes=input_shapes, constants=constants)
     return save(model, out_path)

@@ -301,22 +301,32 @@ def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> Non
     _bind(imp, out, name, NHWC)
 
 
-def emit_global_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> None:
+def emit_mean(imp: Importer, node: OnnxNode, x: Operand, axes, keepdims: bool, out: Output) -> None:
+    """``mean`` over ONNX ``axes`` (GlobalAveragePool, ReduceMean), in the input's layout."""
     if x.is_const or x.quant.axis is not None:
         raise Refused(f"{node.where()}: the input must be a run-time tensor quantized per tensor")
     if x.quant.dtype != out.quant.dtype:
         raise Refused(f"{node.where()}: input and output types differ")
     if out.act != (None, None):
-        raise Refused(f"{node.where()}: an activation after a global average pool is not fused")
+        raise Refused(f"{node.where()}: an activation after an average is not fused")
     t = x.value
     rank = len(t.perm)
-    channels_last = bool(node.attr("channels_last", 0))
-    spatial = range(1, rank - 1) if channels_last else range(2, rank)
-    axes = sorted(t.perm.index(a) for a in spatial)
-    name = result_name(imp, out, t.perm)
-    imp.emit("mean", [t.name], {"axes": axes, "keepdims": True}, name, out.quant.to_quant(t.perm),
-             node_name=node.name)
-    _bind(imp, out, name, t.perm)
+    axes = sorted({layout.normalize_axis(int(a), rank, node.where()) for a in axes})
+    if keepdims:
+        perm = t.perm
+    else:                                 # the kept axes, in the input's layout, renumbered
+        kept = [a for a in range(rank) if a not in axes]
+        perm = tuple(kept.index(a) for a in t.perm if a in kept)
+    name = result_name(imp, out, perm)
+    imp.emit("mean", [t.name], {"axes": sorted(t.perm.index(a) for a in axes), "keepdims": bool(keepdims)}, name,
+             out.quant.to_quant(perm), node_name=node.name)
+    _bind(imp, out, name, perm)
+
+
+def emit_global_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> None:
+    rank = len(imp.shape(x.value)) if not x.is_const else x.value.ndim
+    spatial = range(1, rank - 1) if node.attr("channels_last", 0) else range(2, rank)
+    emit_mean(imp, node, x, list(spatial), True, out)
 
 
 def emit_concat(imp: Importer, node: OnnxNode, ops: list[Operand], axis: int, out: Output) -> None:

@@ -6,7 +6,8 @@
    constants is folded (QuantizeLinear with the profile's quantize recipe,
    the rest with ``onnx.reference``); every other node goes to the handler
    registered for its operator (:mod:`.qdq`, :mod:`.qoperator`,
-   :mod:`.movement`), which emits qnnref nodes.
+   :mod:`.movement`, :mod:`.selection`, :mod:`.activations`), which emits
+   qnnref nodes through the helpers of :mod:`.context` and :mod:`.compute`.
 3. Give every graph output its ONNX name, layout and type (a dequantized
    value gets a ``dequantize`` node).
 4. If any node could not be imported, raise one ValidationError listing all
@@ -20,6 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from .. import dtypes
 from ..builder import GraphBuilder
 from ..errors import QnnError, ValidationError
 from ..interpreter import Model
@@ -29,7 +31,7 @@ from .context import Const, Importer, Tensor
 from .quantparams import input_slots, qdq_quant, triple_quant
 from .reader import OnnxNode, Refused, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
 from .registry import FLOAT_OPS, HANDLERS
-from . import movement, qdq, qoperator  # noqa: F401  (register the handlers)
+from . import activations, movement, qdq, qoperator, selection  # noqa: F401  (register the handlers)
 
 #: movement operators through which an integer graph input's quantization is looked for
 _PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Relu", "Clip",
@@ -49,7 +51,8 @@ def load_model(model_or_path) -> onnx.ModelProto:
         raise ValidationError(f"{model_or_path}: not a readable ONNX model ({e})") from None
 
 
-def import_model(model_or_path, profile: str, input_shapes: dict | None = None) -> Model:
+def import_model(model_or_path, profile: str, input_shapes: dict | None = None,
+                 constants: dict | None = None) -> Model:
     proto = load_model(model_or_path)
     get_profile(profile, "import_onnx")
     try:
@@ -59,14 +62,22 @@ def import_model(model_or_path, profile: str, input_shapes: dict | None = None) 
     b = GraphBuilder(profile=profile, description=proto.doc_string or proto.graph.doc_string or "")
     imp = Importer(graph, profile, b)
     refusals: list[tuple[OnnxNode | None, str]] = []
-    _declare_inputs(imp, input_shapes or {}, refusals)
     for name, arr in graph.initializers.items():
-        dt = numpy_dtype_name(arr) or str(arr.dtype)
-        imp.bind(name, Const(to_numpy(arr), dt))
-    for node in graph.nodes:             # Constant nodes first: fusions look ahead at Clip bounds etc.
+        imp.bind(name, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))
+    declared = {i.name: i for i in graph.inputs}
+    for name, arr in (constants or {}).items():
+        if name not in declared:
+            raise ValidationError(f"import_onnx: constant {name!r} is not a graph input")
+        imp.bind(name, _given_constant(name, arr, declared[name].elem_type))
+    graph.inputs = [i for i in graph.inputs if i.name not in (constants or {})]
+    unknown = set(input_shapes or {}) - {i.name for i in graph.inputs}
+    if unknown:
+        raise ValidationError(f"import_onnx: input_shapes names {sorted(unknown)}, which are not graph inputs")
+    for node in graph.nodes:             # Constant nodes first: look-aheads read Clip bounds, scales...
         if node.key == ("", "Constant"):
             _import_node(imp, node, refusals)
             imp.skip.add(node.index)
+    _declare_inputs(imp, input_shapes or {}, refusals)
     for node in graph.nodes:
         _import_node(imp, node, refusals)
     if not refusals:
@@ -80,6 +91,23 @@ def import_model(model_or_path, profile: str, input_shapes: dict | None = None) 
 # ---------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------
+
+def _given_constant(name: str, value, elem_type: int) -> Const:
+    """A value given for a graph input, as that input's declared type."""
+    try:
+        dtype = qnnref_dtype(elem_type, f"constant {name!r}")
+    except Refused as e:
+        raise ValidationError(f"import_onnx: {e}") from None
+    if isinstance(value, onnx.TensorProto):
+        value = to_numpy(onnx.numpy_helper.to_array(value))
+    arr = np.asarray(value)
+    if dtype in ("int4", "uint4"):
+        arr = np.asarray(arr, dtype=np.int64)
+    data = arr.astype(dtypes.get(dtype).numpy)
+    if not np.array_equal(data.astype(np.float64), arr.astype(np.float64), equal_nan=True):
+        raise ValidationError(f"import_onnx: constant {name!r} does not fit its declared type {dtype}")
+    return Const(data, dtype)
+
 
 def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
     for gi in imp.onnx.inputs:
@@ -120,12 +148,8 @@ def _input_quant(imp: Importer, name: str, dtype: str, shape):
         for node in imp.consumers.get(cur, []):
             for t, s, z in input_slots(node):
                 if node.input(t) == cur:
-                    # parameters are initializers or Constants: bind what we need
-                    for i in (s, z):
-                        n = node.input(i)
-                        if n and n not in imp.values and n in imp.onnx.initializers:
-                            arr = imp.onnx.initializers[n]
-                            imp.bind(n, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))
+                    if any(node.input(i) and node.input(i) not in imp.values for i in (s, z)):
+                        continue                  # computed parameters: refused at that node
                     if node.op_type == "DequantizeLinear":
                         q = qdq_quant(imp, node, dtype, shape if direct else None)
                     else:
@@ -154,7 +178,7 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
     foldable = not poisoned and all(isinstance(imp.values[i], Const) and imp.values[i].quant is None
                                     for i in inputs) and node.op_type != "DequantizeLinear"
     if handler is None and not foldable:
-        refusals.append((node, _no_handler_reason(imp, node, poisoned)))
+        refusals.append((node, _no_handler_reason(node)))
         _placeholders(imp, node)
         return
     if poisoned:
@@ -162,7 +186,7 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
     tainted = any(i in imp.tainted for i in inputs)
     skip_before = set(imp.skip)
     try:
-        if foldable and not (node.key == ("", "QuantizeLinear")):
+        if foldable and node.op_type != "QuantizeLinear":
             _fold(imp, node)
         else:
             handler(imp, node)
@@ -217,7 +241,7 @@ def _placeholders(imp: Importer, node: OnnxNode) -> None:
             imp.tainted.add(o)
 
 
-def _no_handler_reason(imp: Importer, node: OnnxNode, poisoned: bool) -> str:
+def _no_handler_reason(node: OnnxNode) -> str:
     if node.domain == "" and node.op_type in FLOAT_OPS:
         return (f"{node.where()}: float operator with no quantized form here; qnnref has no float32 "
                 "compute operators yet")
@@ -303,19 +327,21 @@ def _refusal_text(refusals) -> str:
 
 
 def _source_metadata(imp: Importer) -> dict:
+    """``metadata["source"]``: where the model came from, and how each ONNX
+    value that is not a qnnref tensor of the same name, layout and meaning
+    can be read (see spec/onnx-import.md)."""
     g = imp.onnx
     tensors = {}
     for name, v in imp.values.items():
-        if isinstance(v, Tensor) and (v.name != name or v.dequantized or not layout.is_identity(v.perm)):
-            if name in imp.b.tensors and v.name == name and not v.dequantized and name in g.outputs:
-                continue
-            entry = {"tensor": v.name}
-            if not layout.is_identity(v.perm):
-                entry["perm"] = list(v.perm)
-            if v.dequantized:
-                entry["dequantized"] = True
-            tensors[name] = entry
-    for name in g.outputs:
-        tensors.pop(name, None)           # outputs always keep their name, layout and type
+        if not isinstance(v, Tensor) or name in g.outputs:     # outputs keep name, layout and type
+            continue
+        if v.name == name and not v.dequantized and layout.is_identity(v.perm):
+            continue
+        entry = {"tensor": v.name}
+        if not layout.is_identity(v.perm):
+            entry["perm"] = list(v.perm)
+        if v.dequantized:
+            entry["dequantized"] = True
+        tensors[name] = entry
     return {"format": "onnx", "opset": g.opset, "opsets": dict(g.opsets), "producer": g.producer,
             "tensors": tensors}

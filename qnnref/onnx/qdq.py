@@ -26,8 +26,9 @@ from ..arith import dequantize_values, quantize_values
 from ..profiles import get_profile
 from . import layout
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
-                      emit_global_avg_pool, emit_matmul, emit_table, operand_of)
+                      emit_global_avg_pool, emit_matmul, emit_mean, emit_table, operand_of)
 from .context import Const, Importer, Tensor
+from .movement import concat_plain
 from .quantparams import qdq_quant
 from .reader import OnnxNode, OnnxQuant, Refused
 from .registry import handles
@@ -152,9 +153,14 @@ def quantized_output(imp: Importer, node: OnnxNode, allow_act: bool = True) -> O
         name = act.outputs[0]
         nxt = imp.single_consumer(name)
     if nxt is None or nxt.key != ("", "QuantizeLinear") or nxt.input(0) != name:
-        raise Refused(f"{node.where()}: its float output does not go to one QuantizeLinear (optionally "
-                      f"through Relu/Clip), so it is not an integer {node.op_type}; qnnref has no float32 "
-                      "operators yet")
+        q = _quantized_after_movement(imp, node.outputs[0])
+        if q is None:
+            raise Refused(f"{node.where()}: its float output does not go to one QuantizeLinear (optionally "
+                          f"through Relu/Clip and data movement), so it is not an integer {node.op_type}; "
+                          "qnnref has no float32 operators yet")
+        # Q commutes with data movement (and Relu / Clip are exact on the
+        # quantized values): the result is a dequantized view with Q's parameters
+        return Output(node.outputs[0], q, dequantized=True)
     q = qdq_quant(imp, nxt, None, None)
     if q.dtype == "int32":
         raise Refused(f"{nxt.where()}: quantizing to int32 is not supported")
@@ -163,6 +169,30 @@ def quantized_output(imp: Importer, node: OnnxNode, allow_act: bool = True) -> O
     if act is not None:
         imp.skip.add(act.index)
     return Output(nxt.outputs[0], q, rng)
+
+
+#: single-input operators that only move (or select, or monotonically clamp)
+#: values: a QuantizeLinear after them can be moved before them
+_MOVEMENT = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "DepthToSpace", "MaxPool",
+             "GlobalMaxPool", "Gather", "Slice", "Resize", "Relu", "Clip"}
+
+
+def _quantized_after_movement(imp: Importer, name: str) -> OnnxQuant | None:
+    """The parameters of the QuantizeLinear reached from float value ``name``
+    through single-consumer data movement (each moving input 0 only), or None."""
+    seen = 0
+    while seen < 16:
+        nxt = imp.single_consumer(name)
+        if nxt is None or nxt.domain != "" or nxt.input(0) != name:
+            return None
+        if nxt.op_type == "QuantizeLinear":
+            q = qdq_quant(imp, nxt, None, None)
+            return q if q.dtype != "int32" else None
+        if nxt.op_type not in _MOVEMENT or (nxt.op_type == "Resize" and nxt.attr("mode", "nearest") != "nearest"):
+            return None
+        name = nxt.outputs[0]
+        seen += 1
+    return None
 
 
 def _bias(imp: Importer, node: OnnxNode, i: int, x: Operand, w: Operand) -> np.ndarray | None:
@@ -259,6 +289,19 @@ def global_average_pool(imp: Importer, node: OnnxNode) -> None:
     emit_global_avg_pool(imp, node, x, quantized_output(imp, node, allow_act=False))
 
 
+@handles("ReduceMean")
+def reduce_mean(imp: Importer, node: OnnxNode) -> None:
+    x = operand_of(imp, node, 0, "input data")
+    rank = len(imp.shape(imp.value(node.input(0))))
+    axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const(node, 1, "axes")
+    if axes is None:
+        if node.attr("noop_with_empty_axes", 0):
+            raise Refused(f"{node.where()}: noop_with_empty_axes is not supported")
+        axes = range(rank)
+    emit_mean(imp, node, x, list(np.asarray(axes).reshape(-1)), bool(node.attr("keepdims", 1)),
+              quantized_output(imp, node, allow_act=False))
+
+
 @handles("Sigmoid")
 def sigmoid(imp: Importer, node: OnnxNode) -> None:
     x = operand_of(imp, node, 0, "input X")
@@ -294,6 +337,5 @@ def concat(imp: Importer, node: OnnxNode) -> None:
         return
     if any(deq):
         raise Refused(f"{node.where()}: mixes dequantized and other inputs")
-    from .movement import concat_plain
     concat_plain(imp, node, vals, axis)
 

@@ -74,6 +74,19 @@ def test_conv_group_fuses_with_activation(act, per_channel):
         assert conv2d.attrs["act_max"] == 80           # Q(6.0) = 6 / 0.1 + 20
 
 
+def test_quantize_after_data_movement_still_fuses():
+    """Conv -> DepthToSpace -> Relu -> Q (ESPCN's last layer): Q commutes with
+    data movement, so the Conv is an integer conv2d with Q's parameters."""
+    rng = np.random.default_rng(11)
+    w = rand(rng, S8, (8, 2, 3, 3), -64, 63)
+    parts = [q_in(), weight("w", w, np.float32(0.01)),
+             ([node("Conv", ["xf", "wf"], ["c"], pads=[1, 1, 1, 1]), node("DepthToSpace", ["c"], ["d"], blocksize=2),
+               node("Relu", ["d"], ["yf"])], []), q_out(zp=30)]
+    m = build(parts, {"x": (F32, (1, 2, 4, 4))})
+    q = assert_close_to_ort(m, xfeed((1, 2, 4, 4)))
+    assert ops_of(q)[:3] == ["quantize", "transpose", "conv2d"] and "clamp" in ops_of(q)
+
+
 def test_matmul_and_gemm_groups():
     rng = np.random.default_rng(2)
     w1 = rand(rng, S8, (8, 6), -64, 63)
@@ -126,13 +139,15 @@ def test_add_after_convs_keeps_nhwc():
     assert ops_of(q) == ["quantize", "transpose", "conv2d", "conv2d", "add", "transpose"]
 
 
-@pytest.mark.parametrize("op,attrs", [("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2]}),
-                                      ("GlobalAveragePool", {}), ("Sigmoid", {}), ("LeakyRelu", {"alpha": 0.2})])
-def test_unary_groups(op, attrs):
+@pytest.mark.parametrize("op,attrs,qop", [
+    ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2]}, "avg_pool2d"),
+    ("GlobalAveragePool", {}, "mean"), ("ReduceMean", {"axes": [1, 3], "keepdims": 0}, "mean"),
+    ("ReduceMean", {"axes": [-1]}, "mean"), ("GlobalMaxPool", {}, "max_pool2d"),
+    ("Sigmoid", {}, "table"), ("LeakyRelu", {"alpha": 0.2}, "table")])
+def test_unary_groups(op, attrs, qop):
     parts = [q_in(), ([node(op, ["xf"], ["yf"], **attrs)], []), q_out(scale=0.01 if op == "Sigmoid" else 0.04, zp=0)]
     m = build(parts, {"x": (F32, (1, 2, 4, 4))})
-    expected = {"AveragePool": "avg_pool2d", "GlobalAveragePool": "mean", "Sigmoid": "table", "LeakyRelu": "table"}
-    assert expected[op] in ops_of(assert_close_to_ort(m, xfeed((1, 2, 4, 4))))
+    assert qop in ops_of(assert_close_to_ort(m, xfeed((1, 2, 4, 4))))
 
 
 def test_concat_group_requantizes():
