@@ -224,6 +224,36 @@ def exact_dot_bound_ok(k: int, max_abs_a: int, max_abs_b: int) -> bool:
     return abs(int(k)) * abs(int(max_abs_a)) * abs(int(max_abs_b)) < FLOAT64_EXACT_INT
 
 
+INT16_MIN = -(2**15)
+INT16_MAX = 2**15 - 1
+
+
+def pairwise_int16_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The dot products of x86's ``VPMADDUBSW`` (u8 x s8 without VNNI):
+    products taken in pairs along K, each pair sum saturated to int16, the
+    saturated pairs summed exactly:
+
+        out[..., m, n] = sum_i sat16(a[..., m, 2i] * b[..., 2i, n] + a[..., m, 2i+1] * b[..., 2i+1, n])
+
+    (np.matmul broadcasting; for an odd K the last product is a pair on its
+    own, as if K were padded with a zero). ``a`` and ``b`` hold integers
+    (any dtype, float64 included) whose pair sums are below 2^53 in
+    magnitude; for 8-bit codes they are below 2^17. Result: int64.
+
+    Each pair is a matrix product with K = 2 in float64, exact because every
+    value is an integer below 2^53; the loop runs over the K/2 pairs.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    k = a.shape[-1]
+    shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
+    total = np.zeros(shape, dtype=np.int64)
+    for i in range(0, k, 2):
+        pair = np.matmul(a[..., :, i:i + 2], b[..., i:i + 2, :])
+        total += np.clip(pair, INT16_MIN, INT16_MAX).astype(np.int64)
+    return total
+
+
 def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SaturatingRoundingDoublingHighMul (gemmlowp; ARM NEON VQRDMULH).
 
@@ -248,6 +278,10 @@ def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Requantization recipes
 # ---------------------------------------------------------------------------
+
+#: The ways the add operator can compute with a float recipe (Recipe.add_form).
+ADD_FORMS = ("real_sum", "ratio_fma")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -279,6 +313,19 @@ class Recipe:
     ``multiplier_rounding`` is the rounding used when ``quantize_multiplier``
     turns the real multiplier into an integer (TFLite: std::round, i.e.
     half_away_from_zero).
+
+    ``zero_point_in_float`` (float recipes only): the output zero point is
+    added to the float product, one more IEEE addition in ``float_dtype``,
+    *before* rounding (ONNX Runtime's QLinearMul; onnx.reference's
+    QLinearMatMul in float64) instead of to the rounded integer. The two
+    differ at ties with an odd zero point (1.5 + 1 rounds to 2, round(1.5) + 1
+    is 3), and where the addition itself rounds. Honoured by
+    :func:`requantize_output`; :func:`apply_requant` refuses such a recipe.
+
+    ``add_form`` (the add operator, float recipes only): ``"real_sum"``
+    computes ``(s_a * (a - zp_a) + s_b * (b - zp_b)) / s_y``; ``"ratio_fma"``
+    computes ONNX Runtime's x86 QLinearAdd, two float32 fused multiply-adds
+    with the ratios s_a / s_y and s_b / s_y (spec/ops/add.md).
     """
 
     kind: str = "fixed_point"
@@ -287,6 +334,8 @@ class Recipe:
     float_dtype: str = "float32"
     scale_dtype: str = "float64"
     multiplier_rounding: str = "half_away_from_zero"
+    zero_point_in_float: bool = False
+    add_form: str = "real_sum"
 
     def __post_init__(self):
         self.check()
@@ -306,9 +355,24 @@ class Recipe:
         for name in ("float_dtype", "scale_dtype"):
             if getattr(self, name) not in ("float32", "float64"):
                 raise ValidationError(f"{where}: {name} must be 'float32' or 'float64'")
+        if not isinstance(self.zero_point_in_float, bool):
+            raise ValidationError(f"{where}: zero_point_in_float must be true or false")
+        if self.zero_point_in_float and self.kind != "float":
+            raise ValidationError(f"{where}: zero_point_in_float applies only to float recipes")
+        if self.add_form not in ADD_FORMS:
+            raise ValidationError(f"{where}: add_form must be one of {', '.join(ADD_FORMS)}, "
+                                  f"got {self.add_form!r}")
+        if self.add_form == "ratio_fma" and (self.kind != "float" or self.float_dtype != "float32"):
+            raise ValidationError(f"{where}: add_form 'ratio_fma' needs a float recipe in float32")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        # The two later knobs are written only when set, so that every recipe
+        # without them has the same JSON object as before they existed.
+        for name, default in (("zero_point_in_float", False), ("add_form", "real_sum")):
+            if d[name] == default:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "recipe") -> "Recipe":
@@ -398,6 +462,37 @@ def combine_scales(numer: list, denom, scale_dtype: str) -> np.ndarray:
         return (m / np.asarray(denom, dtype=np.float32).astype(ft)).astype(ft)
 
 
+def fma_float32(a, b, c) -> np.ndarray:
+    """``fl32(a * b + c)`` with a single rounding (IEEE fusedMultiplyAdd in
+    float32, as x86 ``VFMADD``), for float32 arrays that broadcast.
+
+    Exact: the product of two float32 values is exact in float64 (24 + 24 <
+    53 significant bits); the sum ``s = fl64(p + c)`` rounds, but TwoSum gives
+    its exact error ``e`` (``s + e == p + c``). Rounding ``s`` to float32 is the
+    correctly rounded result of ``p + c`` unless ``s`` lies exactly halfway
+    between two float32 values and ``e != 0``: then the exact sum is on the side
+    of ``e``, and that neighbour is taken. (If ``s`` is not such a midpoint, ``s``
+    and ``p + c`` lie on the same side of every float32 midpoint, since the
+    midpoints are float64 values and rounding to float64 is monotonic.)
+    Overflow gives +-inf; inputs are finite in every use here.
+    """
+    a, b, c = np.broadcast_arrays(np.asarray(a, np.float32), np.asarray(b, np.float32),
+                                  np.asarray(c, np.float32))
+    p = a.astype(np.float64) * b.astype(np.float64)            # exact
+    c64 = c.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = p + c64
+        t = s - p
+        e = (p - (s - t)) + (c64 - t)                           # TwoSum: s + e == p + c
+        r = s.astype(np.float32)
+        r64 = r.astype(np.float64)
+        other = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf)))
+        midpoint = (s != r64) & (np.abs(s - r64) == np.abs(other.astype(np.float64) - s))
+    fix = midpoint & (e != 0)
+    toward_e = np.where(e > 0, np.maximum(r, other), np.minimum(r, other))
+    return np.where(fix, toward_e, r)
+
+
 @dataclass(frozen=True)
 class RequantParams:
     """A real multiplier prepared for one recipe (done once, at load time)."""
@@ -439,6 +534,9 @@ def apply_requant(acc, params: RequantParams) -> np.ndarray:
     r = params.recipe
     if r.kind == "fixed_point":
         return multiply_by_quantized_multiplier(acc, params.multiplier, params.shift, r)
+    if r.zero_point_in_float:
+        raise ValidationError("a recipe with zero_point_in_float rounds after adding the zero "
+                              "point; this operator adds it after rounding")
     ft = np.float32 if r.float_dtype == "float32" else np.float64
     with np.errstate(over="ignore"):    # an infinite product saturates below
         v = np.asarray(acc, dtype=np.int64).astype(ft) * np.asarray(params.real).astype(ft)
@@ -451,9 +549,21 @@ def requantize_output(acc, params: RequantParams, zero_point, dtype_name: str,
     """The last stage of every compute operator:
     ``clamp(apply_requant(acc) + zero_point, lo, hi)`` cast to ``dtype_name``,
     where [lo, hi] is the dtype's range narrowed by the optional fused
-    activation range [act_min, act_max] (in output integer units)."""
+    activation range [act_min, act_max] (in output integer units).
+
+    With a float recipe that has ``zero_point_in_float``, the zero point is
+    instead added to the float product before rounding:
+    ``clamp(round(fl(fl(fl(acc) * fl(m)) + zero_point)), lo, hi)``."""
     dt = dtypes.get(dtype_name)
-    v = apply_requant(acc, params) + np.asarray(zero_point, dtype=np.int64)
+    r = params.recipe
+    if r.kind == "float" and r.zero_point_in_float:
+        ft = np.float32 if r.float_dtype == "float32" else np.float64
+        with np.errstate(over="ignore"):    # an infinite value saturates below
+            v = np.asarray(acc, dtype=np.int64).astype(ft) * np.asarray(params.real).astype(ft)
+            v = v + np.asarray(zero_point, dtype=np.int64).astype(ft)   # exact: |zp| < 2^16
+        v = np.clip(round_float(v, r.rounding), -(2.0**40), 2.0**40).astype(np.int64)
+    else:
+        v = apply_requant(acc, params) + np.asarray(zero_point, dtype=np.int64)
     lo = dt.min if act_min is None else max(dt.min, int(act_min))
     hi = dt.max if act_max is None else min(dt.max, int(act_max))
     return np.clip(v, lo, hi).astype(dt.numpy)

@@ -11,9 +11,13 @@ each is brought to the common scale ``twice_max / 2^left_shift`` (with
 the two integers are summed exactly, and the sum is requantized by
 ``twice_max / (2^left_shift * s_y)``. Every rounding is the recipe's.
 
-Float recipes compute ``(s_a * (a - zp_a) + s_b * (b - zp_b)) / s_y`` in the
-recipe's float width, in that order (ONNX Runtime's QLinearAdd), then round
-by the recipe's rounding.
+Float recipes with ``add_form = "real_sum"`` compute
+``(s_a * (a - zp_a) + s_b * (b - zp_b)) / s_y`` in the recipe's float width,
+in that order (the formula of com.microsoft.QLinearAdd's documentation), then
+round by the recipe's rounding. ``add_form = "ratio_fma"`` is what ONNX
+Runtime's x86 kernel computes: two float32 fused multiply-adds of the codes
+with the ratios ``s_a / s_y`` and ``s_b / s_y`` onto a constant that holds
+the zero points (spec/ops/add.md, spec/profiles/ort-cpu-x86.md).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from ..arith import (
     RequantParams,
     apply_requant,
     combine_scales,
+    fma_float32,
     prepare_requant,
     requantize_output,
     round_float,
@@ -90,6 +95,28 @@ def add_float(a: np.ndarray, a_zero_point, a_scale, b: np.ndarray, b_zero_point,
     return np.clip(v, lo, hi).astype(dt.numpy)
 
 
+def add_ratio_fma(a: np.ndarray, a_zero_point, a_scale, b: np.ndarray, b_zero_point, b_scale,
+                  y_scale, y_zero_point, y_dtype: str, rounding: str,
+                  act_min=None, act_max=None) -> np.ndarray:
+    f32 = np.float32
+    # Step 1 (once per node): the ratios r_a = s_a / s_y and r_b = s_b / s_y, and
+    # the constant part zp_y - (r_a * zp_a + r_b * zp_b) with a fused
+    # multiply-add, every operation rounded to float32.
+    r_a = f32(f32(a_scale) / f32(y_scale))
+    r_b = f32(f32(b_scale) / f32(y_scale))
+    fixed = f32(f32(y_zero_point) - fma_float32(r_a, f32(a_zero_point), f32(r_b * f32(b_zero_point))))
+    # Step 2: y = fma(a, r_a, fma(b, r_b, fixed)) on the codes themselves (exact
+    # in float32), each fused multiply-add rounded once, with numpy broadcasting.
+    v = fma_float32(a.astype(f32), r_a, fma_float32(b.astype(f32), r_b, fixed))
+    # Step 3: round to an integer by the recipe's rounding (the zero point is
+    # already in v), clamp to the fused activation range and the output dtype.
+    v = np.clip(round_float(v, rounding), -(2.0**40), 2.0**40).astype(np.int64)
+    dt = dtypes.get(y_dtype)
+    lo = dt.min if act_min is None else max(dt.min, act_min)
+    hi = dt.max if act_max is None else min(dt.max, act_max)
+    return np.clip(v, lo, hi).astype(dt.numpy)
+
+
 def max_abs_centered(dtype_name: str, zp: int) -> int:
     """The largest |x - zp| over every value x of ``dtype_name``."""
     dt = dtypes.get(dtype_name)
@@ -130,6 +157,18 @@ class Add(BinaryOp):
         recipe = ctx.recipe
         s_a, s_b, s_y = scale(qa), scale(qb), scale(qy)
         p = ctx.prepared
+        if recipe.kind == "float" and recipe.add_form == "ratio_fma":
+            # The ratios and the constant part must be finite (no inf - inf later).
+            with np.errstate(over="ignore", invalid="ignore"):
+                r_a, r_b = np.float32(s_a) / np.float32(s_y), np.float32(s_b) / np.float32(s_y)
+                big = (abs(r_a) * np.float32(max_abs_centered(a.dtype, 0))
+                       + abs(r_b) * np.float32(max_abs_centered(b.dtype, 0))
+                       + abs(r_a * np.float32(p["a_zp"])) + abs(r_b * np.float32(p["b_zp"])))
+            if not np.isfinite(big):
+                raise ctx.error(f"scales s_a={float(s_a):g}, s_b={float(s_b):g}, s_y={float(s_y):g}: "
+                                "the ratios s / s_y overflow float32 (add_form 'ratio_fma')")
+            p["scales"] = (s_a, s_b, s_y)
+            return
         if recipe.kind == "float":
             # (x - zp) * s_x must be finite, or inf - inf could make a NaN.
             ft = np.float32 if recipe.float_dtype == "float32" else np.float64
@@ -160,6 +199,10 @@ class Add(BinaryOp):
         a, b = args
         act_min, act_max = p["act"]
         y_dtype = ctx.outputs[0].dtype
+        if ctx.recipe.kind == "float" and ctx.recipe.add_form == "ratio_fma":
+            s_a, s_b, s_y = p["scales"]
+            return [add_ratio_fma(a, p["a_zp"], s_a, b, p["b_zp"], s_b, s_y, p["y_zp"], y_dtype,
+                                  ctx.recipe.rounding, act_min, act_max)]
         if ctx.recipe.kind == "float":
             s_a, s_b, s_y = p["scales"]
             r = ctx.recipe

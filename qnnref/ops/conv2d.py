@@ -8,7 +8,10 @@ requantization as matmul. Grouped and depthwise (groups == C_in)
 convolutions are the same formula.
 
 The reference computes it as im2col (gather the patches) followed by the
-exact matrix product of :mod:`qnnref.ops.matmul`, one per group.
+exact matrix product of :mod:`qnnref.ops.matmul`, one per group. Under a
+profile with pairwise int16 saturation (u8 x and s8 w), the products are
+summed in pairs along the (kh, kw, c) order of the im2col rows, as ONNX
+Runtime's im2col GEMM does (spec/arithmetic.md, "Pairwise int16 saturation").
 """
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ import numpy as np
 
 from ..arith import RequantParams, check_accumulator, requantize_output
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
-from .matmul import (A_DTYPES, B_DTYPES, centered, check_bias, check_bias_quant, check_out_dtype,
-                     check_profile, exact_matmul, prepare_params)
+from .matmul import (A_DTYPES, B_DTYPES, PAIRWISE_ATTR, centered, check_bias, check_bias_quant,
+                     check_out_dtype, exact_matmul, pairwise_int16_accumulator, pairwise_int16_applies,
+                     prepare_params)
 from .registry import Attr, Op, Slot, register
 
 
@@ -50,31 +54,41 @@ def weight_matrix(w: np.ndarray, w_zero_point, groups: int) -> np.ndarray:
 
 def conv2d(x: np.ndarray, x_zero_point, w: np.ndarray, w_zero_point, bias: np.ndarray | None,
            params: RequantParams, y_zero_point, y_dtype: str, strides, dilations, pads,
-           groups: int, act_min=None, act_max=None, w_matrix: np.ndarray | None = None) -> np.ndarray:
+           groups: int, act_min=None, act_max=None, w_matrix: np.ndarray | None = None,
+           pairwise_int16: bool = False) -> np.ndarray:
     n, h, wd, c_in = x.shape
     c_out, kh, kw, cg = w.shape
     top, left, bottom, right = pads
     oh = output_size(h, kh, strides[0], dilations[0], top, bottom)
     ow = output_size(wd, kw, strides[1], dilations[1], left, right)
     # Step 1: pad x with its zero point, so that padded taps contribute
-    # (zp_x - zp_x) * w = 0, then remove the zero point (exact).
+    # (zp_x - zp_x) * w = 0, then remove the zero point (exact). The
+    # pairwise int16 path keeps the raw codes (VPMADDUBSW multiplies those).
     x_pad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)),
                    constant_values=np.asarray(x_zero_point).astype(x.dtype))
-    x_c = centered(x_pad, x_zero_point)
+    x_c = x_pad.astype(np.float64) if pairwise_int16 else centered(x_pad, x_zero_point)
     # Step 2: split the channels into groups: [groups, N, H + top + bottom, W + left + right, Cg].
     x_g = np.ascontiguousarray(x_c.reshape(n, *x_c.shape[1:3], groups, cg).transpose(3, 0, 1, 2, 4))
     # Step 3: im2col: each output position's receptive field becomes one row,
     # [groups, N*OH*OW, KH*KW*Cg], columns in (kh, kw, c) order.
     patches = im2col(x_g, kh, kw, oh, ow, strides, dilations)
     patches = patches.reshape(groups, n * oh * ow, kh * kw * cg)
-    # Step 4: w - zp_w[co] as one [KH*KW*Cg, C_out/groups] matrix per group,
-    # rows in the same (kh, kw, c) order (for a constant w, done once at
-    # load time and passed in as w_matrix).
-    if w_matrix is None:
-        w_matrix = weight_matrix(w, w_zero_point, groups)
-    # Step 5: the exact accumulator, one matrix product per group
-    # ([groups, N*OH*OW, C_out/groups]); output channel co = g * (C_out/groups) + j.
-    acc = exact_matmul(patches, w_matrix)
+    if pairwise_int16:
+        # Steps 4-5 as ONNX Runtime's u8 x s8 GEMM on x86 without VNNI: the raw
+        # weights as one [KH*KW*Cg, C_out/groups] matrix per group, raw products
+        # summed in pairs along the (kh, kw, c) rows, each pair saturated to
+        # int16, then the zero points corrected (zp_w per column j of group g).
+        w_zp = np.broadcast_to(np.asarray(w_zero_point).reshape(-1), (c_out,)).reshape(groups, 1, -1)
+        acc = pairwise_int16_accumulator(patches, x_zero_point, weight_matrix(w, 0, groups), w_zp)
+    else:
+        # Step 4: w - zp_w[co] as one [KH*KW*Cg, C_out/groups] matrix per group,
+        # rows in the same (kh, kw, c) order (for a constant w, done once at
+        # load time and passed in as w_matrix).
+        if w_matrix is None:
+            w_matrix = weight_matrix(w, w_zero_point, groups)
+        # Step 5: the exact accumulator, one matrix product per group
+        # ([groups, N*OH*OW, C_out/groups]); output channel co = g * (C_out/groups) + j.
+        acc = exact_matmul(patches, w_matrix)
     acc = acc.transpose(1, 0, 2).reshape(n, oh, ow, c_out)
     # Step 6: add the int32 bias (one value per output channel), exactly.
     if bias is not None:
@@ -108,7 +122,8 @@ class Conv2D(Op):
              Attr("groups", "int", 1, "number of groups; C_in and C_out are multiples of it"),
              Attr("dtype", "str", None, "output dtype (default: the dtype of x)"),
              Attr("act_min", "int", None, ACT_ATTRS_DOC),
-             Attr("act_max", "int", None, ACT_ATTRS_DOC))
+             Attr("act_max", "int", None, ACT_ATTRS_DOC),
+             PAIRWISE_ATTR)
 
     def infer(self, ctx):
         x, w = ctx.input(0), ctx.input(1)
@@ -157,9 +172,11 @@ class Conv2D(Op):
         qw = ctx.require_quant(w, "weight w", ("per-tensor", "per-axis"), axis=0)
         qy = ctx.out_quant(0)
         check_bias_quant(ctx, 2)
-        check_profile(ctx)
         p = ctx.prepared
         p["act"] = act_range(ctx)
+        # one input and one output channel per group: ONNX Runtime's direct depthwise kernel
+        depthwise = w.shape[3] == 1 and w.shape[0] == ctx.attrs["groups"]
+        p["pairwise_int16"] = pairwise_int16_applies(ctx, x.dtype, w.dtype, depthwise)
         # per-channel values have shape (C_out,) and broadcast on the last axis of [N, OH, OW, C_out]
         p["params"] = prepare_params(ctx, scale(qx), scale(qw), scale(qy), "s_x * s_w / s_y")
         p["x_zp"] = zero_point(qx).astype(np.int64)
@@ -176,8 +193,8 @@ class Conv2D(Op):
         p = ctx.prepared
         x, w = args[0], args[1]
         bias = args[2] if len(args) > 2 else None
-        if p["w_matrix"] is None and ctx.inputs[1].data is not None:
+        if p["w_matrix"] is None and ctx.inputs[1].data is not None and not p["pairwise_int16"]:
             p["w_matrix"] = weight_matrix(w, p["w_zp"], p["geometry"][3])
         y = conv2d(x, p["x_zp"], w, p["w_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
-                   *p["geometry"], *p["act"], w_matrix=p["w_matrix"])
+                   *p["geometry"], *p["act"], w_matrix=p["w_matrix"], pairwise_int16=p["pairwise_int16"])
         return [y]

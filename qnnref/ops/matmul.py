@@ -11,13 +11,19 @@ requantization recipe.
 The products are computed with float64 BLAS, which is exact here (see
 :func:`exact_matmul`); the helpers :func:`centered` and :func:`exact_matmul`
 are shared with conv2d.
+
+A profile may ask for *pairwise int16 saturation* (x86 ``VPMADDUBSW``, ONNX
+Runtime on CPUs without VNNI): for uint8 ``a`` and int8 ``b`` the raw codes
+are multiplied, summed in pairs along K and each pair saturated to int16
+before the zero points are corrected (:func:`pairwise_int16_accumulator`;
+spec/arithmetic.md, "Pairwise int16 saturation").
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..arith import (RequantParams, check_accumulator, combine_scales, exact_dot_bound_ok,
-                     prepare_requant, requantize_output)
+                     pairwise_int16_matmul, prepare_requant, requantize_output)
 from ..errors import ValidationError
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
 from .registry import Attr, Op, Slot, register
@@ -59,17 +65,45 @@ def exact_matmul(a_c: np.ndarray, b_c: np.ndarray) -> np.ndarray:
     return np.matmul(a_c.astype(np.int64), b_c.astype(np.int64))
 
 
+def pairwise_int16_accumulator(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point) -> np.ndarray:
+    """``sum_k (a - zp_a) * (b - zp_b)`` as x86 ``VPMADDUBSW`` computes it (int64).
+
+    The kernel multiplies the raw codes (u8 ``a``, s8 ``b``), adds the products
+    in pairs (k = 2i, 2i+1), saturates each pair to int16, and sums the pairs
+    in int32; the zero points are corrected afterwards, exactly, with the row
+    sums of ``a`` and the column sums of ``b`` (the expansion of the product):
+
+        acc = sum_i sat16(a_2i * b_2i + a_2i+1 * b_2i+1) - zp_b * sum_k a_k - zp_a * sum_k b_k + K * zp_a * zp_b
+
+    ``a`` is [..., M, K], ``b`` is [..., K, N]; ``zp_a`` is a scalar and
+    ``zp_b`` a scalar or one value per column (it broadcasts against [..., 1, N]).
+    """
+    k = a.shape[-1]
+    zp_a = np.asarray(a_zero_point, dtype=np.int64)
+    zp_b = np.asarray(b_zero_point, dtype=np.int64)
+    pairs = pairwise_int16_matmul(a, b)
+    a_row_sums = np.sum(a, axis=-1, dtype=np.int64)[..., :, None]      # [..., M, 1]
+    b_col_sums = np.sum(b, axis=-2, dtype=np.int64)[..., None, :]      # [..., 1, N]
+    return pairs - zp_b * a_row_sums - zp_a * b_col_sums + k * zp_a * zp_b
+
+
 def matmul(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point, bias: np.ndarray | None,
            params: RequantParams, y_zero_point, y_dtype: str, act_min=None, act_max=None,
-           b_centered: np.ndarray | None = None) -> np.ndarray:
-    # Step 1: remove the zero points (exact). zp_b is a scalar or one value per
-    # column n; b - zp_b of a constant b is computed once at load time and
-    # passed in as b_centered.
-    a_c = centered(a, a_zero_point)
-    if b_centered is None:
-        b_centered = centered(b, b_zero_point)
-    # Step 2: the exact integer accumulator, sum_k (a - zp_a)[..., m, k] * (b - zp_b)[..., k, n].
-    acc = exact_matmul(a_c, b_centered)
+           b_centered: np.ndarray | None = None, pairwise_int16: bool = False) -> np.ndarray:
+    if pairwise_int16:
+        # Steps 1-2 as x86 VPMADDUBSW computes them (u8 a, s8 b, a profile
+        # without VNNI): raw products summed in pairs along K, each pair
+        # saturated to int16, then the zero points corrected exactly.
+        acc = pairwise_int16_accumulator(a, a_zero_point, b, b_zero_point)
+    else:
+        # Step 1: remove the zero points (exact). zp_b is a scalar or one value per
+        # column n; b - zp_b of a constant b is computed once at load time and
+        # passed in as b_centered.
+        a_c = centered(a, a_zero_point)
+        if b_centered is None:
+            b_centered = centered(b, b_zero_point)
+        # Step 2: the exact integer accumulator, sum_k (a - zp_a)[..., m, k] * (b - zp_b)[..., k, n].
+        acc = exact_matmul(a_c, b_centered)
     # Step 3: add the int32 bias (one value per column n), exactly.
     if bias is not None:
         acc = acc + bias.astype(np.int64)
@@ -109,10 +143,22 @@ def check_out_dtype(ctx, default: str) -> str:
     return dtype
 
 
-def check_profile(ctx) -> None:
-    if ctx.profile.pairwise_int16_saturation:
-        raise ctx.error(f"profile {ctx.profile.name!r} asks for pairwise int16 saturation of "
-                        "u8 x s8 products, which this operator does not implement")
+#: the node attribute that overrides the profile's pairwise int16 saturation
+PAIRWISE_ATTR = Attr("pairwise_int16_saturation", "bool", None,
+                     "sum u8 x s8 products in int16-saturated pairs (true) or exactly (false); "
+                     "default: as the profile says")
+
+
+def pairwise_int16_applies(ctx, a_dtype: str, b_dtype: str, depthwise: bool = False) -> bool:
+    """Whether this node sums its products pairwise with int16 saturation:
+    the node's ``pairwise_int16_saturation`` attribute if set, else the
+    profile's flag (which may exempt depthwise convolutions); only ever for
+    uint8 activations with int8 weights (the operand types of VPMADDUBSW)."""
+    flag = ctx.attrs.get("pairwise_int16_saturation")
+    if flag is None:
+        p = ctx.profile
+        flag = p.pairwise_int16_saturation and not (depthwise and p.pairwise_exempt_depthwise)
+    return bool(flag) and a_dtype == "uint8" and b_dtype == "int8"
 
 
 def prepare_params(ctx, s_in, s_w, s_y, what: str) -> RequantParams:
@@ -133,7 +179,8 @@ class MatMul(Op):
     outputs = (Slot("y", doc="quantized [..., M, N]"),)
     attrs = (Attr("dtype", "str", None, "output dtype (default: the dtype of a)"),
              Attr("act_min", "int", None, ACT_ATTRS_DOC),
-             Attr("act_max", "int", None, ACT_ATTRS_DOC))
+             Attr("act_max", "int", None, ACT_ATTRS_DOC),
+             PAIRWISE_ATTR)
 
     def infer(self, ctx):
         a, b = ctx.input(0), ctx.input(1)
@@ -163,9 +210,9 @@ class MatMul(Op):
         qb = ctx.require_quant(b, "input b", ("per-tensor", "per-axis"), axis=len(b.shape) - 1)
         qy = ctx.out_quant(0)
         check_bias_quant(ctx, 2)
-        check_profile(ctx)
         p = ctx.prepared
         p["act"] = act_range(ctx)
+        p["pairwise_int16"] = pairwise_int16_applies(ctx, a.dtype, b.dtype)
         # per-column values have shape (N,) and broadcast on the last axis of [..., M, N]
         p["params"] = prepare_params(ctx, scale(qa), scale(qb), scale(qy), "s_a * s_b / s_y")
         p["a_zp"] = zero_point(qa).astype(np.int64)
@@ -180,8 +227,8 @@ class MatMul(Op):
         p = ctx.prepared
         a, b = args[0], args[1]
         bias = args[2] if len(args) > 2 else None
-        if p["b_centered"] is None and ctx.inputs[1].data is not None:
+        if p["b_centered"] is None and ctx.inputs[1].data is not None and not p["pairwise_int16"]:
             p["b_centered"] = centered(b, p["b_zp"])
         y = matmul(a, p["a_zp"], b, p["b_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
-                   *p["act"], b_centered=p["b_centered"])
+                   *p["act"], b_centered=p["b_centered"], pairwise_int16=p["pairwise_int16"])
         return [y]

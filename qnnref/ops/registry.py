@@ -88,10 +88,10 @@ class NodeContext:
     @property
     def recipe(self) -> Recipe:
         """The requantization recipe: the node's ``recipe`` attribute if it
-        has one, else the model profile's."""
+        has one, else the model profile's for this operator."""
         r = self.node.attrs.get("recipe")
         if r is None:
-            return self.profile.requant
+            return self.profile.recipe_for(self.node.op)
         return Recipe.from_dict(r, f"{self.where()}: attribute 'recipe'")
 
     @property

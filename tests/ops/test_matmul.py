@@ -17,7 +17,8 @@ from qnnref.arith import INT32_MAX, INT32_MIN, Recipe, prepare_requant
 from qnnref.ops.matmul import exact_matmul, matmul
 from qnnref.profiles import PROFILES
 
-PROFILE_NAMES = sorted(PROFILES)
+# the oracle sums exactly; profiles with pairwise int16 saturation: tests/profiles/
+PROFILE_NAMES = sorted(n for n, p in PROFILES.items() if not p.pairwise_int16_saturation)
 
 
 # ---------------------------------------------------------------------------
