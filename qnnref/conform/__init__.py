@@ -132,7 +132,11 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
     meta = dict(meta or {})
     meta.update(vendor={k: v for k, v in vendor.items() if k != "pid"}, machine=cpu,
                 qnnref=__version__, seconds=round(time.perf_counter() - t0, 2))
-    return Report(results, profiles, meta=meta, overrides=settings.overrides, strict=strict)
+    # report the machine overrides that change a profile of this run (not the no-ops)
+    from ..profiles import PROFILES
+    changed = {k: v for k, v in settings.overrides.items()
+               if any(getattr(PROFILES[p], k, v) != v for p in profiles)}
+    return Report(results, profiles, meta=meta, overrides=changed, strict=strict)
 
 
 def _parser() -> argparse.ArgumentParser:

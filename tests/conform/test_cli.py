@@ -114,3 +114,26 @@ def test_small_builtin_suite_conforms_to_ort_cpu_x86(tmp_path, capsys):
     assert doc["expected_profile"].startswith("ort-cpu-x86")
     assert rc == 0, text
     assert doc["totals"]["failures"] == 0
+
+
+def _qemu() -> bool:
+    import shutil
+    return shutil.which("qemu-x86_64") is not None
+
+
+@needs_importer
+@needs_ort_profile
+@pytest.mark.skipif(not _qemu(), reason="qemu-x86_64 (qemu-user) is not installed")
+def test_emulated_avx2_saturation_is_diagnosed(tmp_path):
+    """ONNX Runtime on an emulated Haswell (AVX2, no VNNI) saturates u8 x s8
+    pair sums; ort-cpu-x86 explains it, and under onnx the diagnosis names it."""
+    from qnnref.conform import run_conformance
+    from qnnref.conform.suite import make_case
+    cases = [make_case("QLinearMatMul", 13), make_case("QLinearMatMul", 6)]    # u8s8: saturate, random
+    rep = run_conformance(cases, ["ort-cpu-x86", "onnx"], emulate_cpu="Haswell", jobs=1)
+    assert rep.exit_code() == 0, rep.render()
+    sat = [r for r in rep.results if r.outcomes["onnx"].status == "differs"]
+    assert sat, "no case saturated: is the emulated CPU really without VNNI?"
+    for r in sat:
+        dg = r.outcomes["onnx"].diagnosis
+        assert dg["node"] == "matmul" and "u8\u00d7s8 int16 saturation" in dg["explained_by"]
