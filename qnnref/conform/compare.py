@@ -11,11 +11,12 @@ A case is one of two kinds:
 * ``integer``: everything ONNX Runtime computes is integer arithmetic or
   exact float32 steps (requantization, QDQ patterns it fuses into integer
   operators): every output must be identical;
-* ``float``: ONNX Runtime computes something with its own vectorized float
-  math (a float operator left between DequantizeLinear and QuantizeLinear,
-  the QLinearSigmoid table), or an output is float: integer outputs may
-  differ by at most :data:`FLOAT_CASE_STEPS` step, float outputs by the
-  float bound.
+* ``float``: an output is float (DequantizeLinear, QGemm without y_scale):
+  float outputs must lie within the float bound. When ONNX Runtime also
+  computes with its own vectorized float math (a float operator left between
+  DequantizeLinear and QuantizeLinear, the QLinearSigmoid table), integer
+  outputs may differ by :data:`FLOAT_CASE_STEPS` step, and so may a float
+  output computed by a DequantizeLinear, in steps of its scale.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class TensorDiff:
     min_diff: float = 0.0             # the smallest non-zero difference
     hist: list = field(default_factory=list)   # int only: element counts per HIST_BINS
     max_rel: float = 0.0              # float only
+    max_steps: float | None = None    # float only: in steps of the DequantizeLinear scale, when known
     within_bound: bool = True
     problem: str | None = None        # missing tensor, dtype or shape mismatch
 
@@ -82,14 +84,19 @@ class TensorDiff:
             d["histogram"] = dict(zip(HIST_LABELS, self.hist))
         else:
             d["max_rel"] = self.max_rel
+            if self.max_steps is not None:
+                d["max_steps"] = self.max_steps
         if self.problem:
             d["problem"] = self.problem
         return d
 
 
 def diff_tensor(name: str, vendor: np.ndarray | None, ours: np.ndarray | None,
-                max_steps: int = 0) -> TensorDiff:
-    """Compare one tensor. ``max_steps``: the integer bound (0: exact)."""
+                max_steps: int = 0, step=None) -> TensorDiff:
+    """Compare one tensor. ``max_steps``: how many steps apart two values may
+    be (0: exact). ``step``: for a float tensor computed by a
+    DequantizeLinear, its scale (broadcastable): then a difference is also
+    measured in steps, and ``max_steps`` of them are within the bound."""
     if vendor is None or ours is None:
         who = "ONNX Runtime" if vendor is None else "qnnref"
         return TensorDiff(name, "int", within_bound=False, problem=f"{who} has no tensor {name!r}")
@@ -123,7 +130,16 @@ def diff_tensor(name: str, vendor: np.ndarray | None, ours: np.ndarray | None,
     diff = np.nan_to_num(diff, nan=np.inf)
     d.max_diff = float(diff.max()) if diff.size else 0.0
     d.max_rel = float(np.nan_to_num(rel, nan=np.inf).max()) if rel.size else 0.0
-    d.within_bound = bool(np.all(diff <= FLOAT_RTOL * np.nan_to_num(mag, nan=0.0) + FLOAT_ATOL))
+    slack = FLOAT_RTOL * np.nan_to_num(mag, nan=0.0) + FLOAT_ATOL
+    if step is not None:
+        # |d| <= max_steps * scale, plus the float bound for the float32
+        # rounding of (q - zp) * scale on each side
+        step = np.abs(np.broadcast_to(np.asarray(step, np.float64), diff.shape))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            in_steps = np.nan_to_num(diff / step, nan=np.inf, posinf=np.inf)
+        d.max_steps = round(float(in_steps.max()), 4) if in_steps.size else 0.0
+        slack = slack + max_steps * step
+    d.within_bound = bool(np.all(diff <= slack))
     return d
 
 
@@ -153,28 +169,34 @@ class ProfileOutcome:
         return d
 
 
-def compare_outputs(profile: str, ran_as: str, vendor_outputs: dict, ours, kind: str) -> ProfileOutcome:
-    """Compare every graph output of a case (``ours``: an engine.OursResult)."""
+def compare_outputs(profile: str, ran_as: str, vendor_outputs: dict, ours, step_bound: int = 0,
+                    steps: dict | None = None) -> ProfileOutcome:
+    """Compare every graph output of a case (``ours``: an engine.OursResult).
+    ``step_bound``: steps integer outputs (and DequantizeLinear outputs, in
+    steps of ``steps[name]``, their scale) may differ by."""
     if ours.error:
         status = "unsupported" if ours.refused else "error"
         return ProfileOutcome(profile, ran_as, status, error=f"qnnref {ours.stage}: {ours.error}")
-    steps = FLOAT_CASE_STEPS if kind == "float" else 0
-    diffs = [diff_tensor(name, v, ours.outputs.get(name), steps) for name, v in vendor_outputs.items()]
+    steps = steps or {}
+    diffs = [diff_tensor(name, v, ours.outputs.get(name), step_bound, steps.get(name))
+             for name, v in vendor_outputs.items()]
     if all(d.exact for d in diffs):
         status = "exact"
-    elif kind == "float" and all(d.within_bound for d in diffs):
+    elif all(d.within_bound for d in diffs):
         status = "within-bound"
     else:
         status = "differs"
     return ProfileOutcome(profile, ran_as, status, diffs)
 
 
-def case_kind(case, vendor) -> tuple[str, str | None]:
-    """``("integer", None)`` or ``("float", why)`` for a case ONNX Runtime ran."""
-    if case.float_reason:
-        return "float", case.float_reason
+def case_kind(case, vendor) -> tuple[str, str | None, int]:
+    """``(kind, why, step_bound)`` of a case ONNX Runtime ran: ``("integer",
+    None, 0)``, or ``("float", why, 0 or FLOAT_CASE_STEPS)`` -- one step
+    allowed where ONNX Runtime computes with its own float math."""
     if vendor.float_nodes:
-        return "float", "ONNX Runtime computed in float: " + ", ".join(vendor.float_nodes)
+        return "float", "ONNX Runtime computed in float: " + ", ".join(vendor.float_nodes), FLOAT_CASE_STEPS
+    if case.float_reason:
+        return "float", case.float_reason, FLOAT_CASE_STEPS if case.float_compute else 0
     if any(np.asarray(v).dtype.kind == "f" for v in vendor.outputs.values()):
-        return "float", "float output"
-    return "integer", None
+        return "float", "float output", 0
+    return "integer", None, 0

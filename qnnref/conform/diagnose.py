@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..profiles import PROFILES, get_profile
-from .compare import FLOAT_CASE_STEPS, diff_tensor
+from .compare import diff_tensor
 from .engine import base_profile_name, profile_variant
-from .onnxgraph import initializer_arrays, node_table
+from .onnxgraph import dequantize_steps, initializer_arrays, node_table
 
 SATURATION = "pairwise_int16_saturation"
 #: how a hypothesis that makes the node match is named
@@ -95,20 +95,21 @@ def _stats_text(s: dict) -> str:
     return text
 
 
-def first_divergence(onnx_model, vendor_tensors: dict, ours_tensors: dict, kind: str):
+def first_divergence(onnx_model, vendor_tensors: dict, ours_tensors: dict, step_bound: int = 0):
     """``(node, TensorDiff)`` of the first node (in graph order) whose output
-    differs between the two sides, or None when every shared tensor agrees."""
-    steps = FLOAT_CASE_STEPS if kind == "float" else 0
+    differs between the two sides beyond ``step_bound`` steps (or the float
+    bound), or None when every shared tensor agrees."""
+    steps = dequantize_steps(onnx_model)
     for node in node_table(onnx_model):
         for out in node["outputs"]:
             if out in vendor_tensors and out in ours_tensors:
-                d = diff_tensor(out, vendor_tensors[out], ours_tensors[out], steps)
-                if not (d.exact or (kind == "float" and d.within_bound)):
+                d = diff_tensor(out, vendor_tensors[out], ours_tensors[out], step_bound, steps.get(out))
+                if not d.within_bound:
                     return node, d
     return None
 
 
-def diagnose(case, vendor, outcome, ours, kind: str, engine, others: dict, onnx_model,
+def diagnose(case, vendor, outcome, ours, step_bound: int, engine, others: dict, onnx_model,
              overrides: dict) -> dict:
     """The diagnosis of ``outcome`` (a ProfileOutcome that does not explain
     the case). ``ours``: the OursResult it came from; ``others``: profile ->
@@ -127,7 +128,7 @@ def diagnose(case, vendor, outcome, ours, kind: str, engine, others: dict, onnx_
                     "(its fusions)")
     elif len(onnx_model.graph.node) > 1 and vendor.message:
         note = vendor.message
-    found = first_divergence(onnx_model, vendor_tensors, ours.tensors, kind)
+    found = first_divergence(onnx_model, vendor_tensors, ours.tensors, step_bound)
     if found is None:
         # every shared tensor agrees: a tensor is missing or misplaced on one side
         bad = next((d for d in outcome.outputs if not d.exact), None)
@@ -146,7 +147,7 @@ def diagnose(case, vendor, outcome, ours, kind: str, engine, others: dict, onnx_
               "inputs": inputs, "note": note}
     u8s8 = {"uint8", "int8"} <= {s["dtype"] for s in inputs}
     label, explains_case = attribute(case, d.name, vendor_tensors[d.name], vendor.outputs,
-                                     outcome.ran_as, engine, others, onnx_model, overrides, kind,
+                                     outcome.ran_as, engine, others, onnx_model, overrides, step_bound,
                                      try_saturation=u8s8)
     result["explained_by"] = label
     result["hypothesis_explains_case"] = explains_case
@@ -177,16 +178,16 @@ def saturation_sibling(base, saturate: bool) -> str | None:
 
 
 def attribute(case, tensor: str, vendor_value, vendor_outputs: dict, ran_as: str, engine,
-              others: dict, onnx_model, overrides: dict, kind: str, try_saturation: bool = True):
+              others: dict, onnx_model, overrides: dict, step_bound: int = 0, try_saturation: bool = True):
     """(label, explains the whole case) of the first hypothesis under which
-    qnnref's ``tensor`` equals ONNX Runtime's, or (None, False)."""
-    steps = FLOAT_CASE_STEPS if kind == "float" else 0
+    qnnref's ``tensor`` equals ONNX Runtime's (within the case's bound), or
+    (None, False)."""
+    steps = dequantize_steps(onnx_model)
 
     def matches(value, name=tensor, reference=vendor_value) -> bool:
         if value is None:
             return False
-        dd = diff_tensor(name, reference, value, steps)
-        return dd.exact or (kind == "float" and dd.within_bound)
+        return diff_tensor(name, reference, value, step_bound, steps.get(name)).within_bound
 
     def explains(res) -> bool:
         return all(matches(res.outputs.get(n), n, v) for n, v in vendor_outputs.items())

@@ -15,6 +15,7 @@ from ..profiles import PROFILES, get_profile
 from .compare import ProfileOutcome, case_kind, compare_outputs
 from .diagnose import SATURATION, diagnose
 from .engine import profile_variant
+from .onnxgraph import dequantize_steps
 
 ORT_PROFILE = "ort-cpu-x86"
 ONNX_PROFILE = "onnx"
@@ -97,6 +98,7 @@ class CaseResult:
     vendor_message: str = ""
     kind: str | None = None               # integer | float (when ONNX Runtime ran it)
     float_reason: str | None = None
+    step_bound: int = 0                   # steps outputs may differ by (float cases where ORT computes in float)
     outcomes: dict = field(default_factory=dict)   # profile -> ProfileOutcome
     vendor_ops: list | None = None
     vendor_seconds: float = 0.0
@@ -126,6 +128,7 @@ class CaseResult:
             d["kind"] = self.kind
         if self.float_reason:
             d["float_reason"] = self.float_reason
+            d["step_bound"] = self.step_bound
         if self.vendor_ops is not None and full:
             d["vendor_ops"] = [op for op, _ in self.vendor_ops]
         d["profiles"] = {p: (o.to_json() if full or not o.explains else {"status": o.status, "ran_as": o.ran_as})
@@ -142,7 +145,8 @@ def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
         return r
     import onnx
     onnx_model = onnx.load_from_string(case.model)
-    r.kind, r.float_reason = case_kind(case, vendor)
+    r.kind, r.float_reason, r.step_bound = case_kind(case, vendor)
+    steps = dequantize_steps(onnx_model)
     overrides = {**settings.overrides, **case.profile_overrides}
     t0 = time.perf_counter()
     results = {}
@@ -150,15 +154,15 @@ def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
         ran_as = profile_variant(p, overrides)
         ours = engine.run(case, ran_as, onnx_model)
         results[p] = ours
-        r.outcomes[p] = compare_outputs(p, ran_as, vendor.outputs, ours, r.kind)
+        r.outcomes[p] = compare_outputs(p, ran_as, vendor.outputs, ours, r.step_bound, steps)
     if settings.diagnose:
         for p, outcome in r.outcomes.items():
             if outcome.explains or outcome.status == "unsupported":
                 continue
             others = {q: res for q, res in results.items() if q != p}
             try:
-                outcome.diagnosis = diagnose(case, vendor, outcome, results[p], r.kind, engine, others,
-                                             onnx_model, overrides)
+                outcome.diagnosis = diagnose(case, vendor, outcome, results[p], r.step_bound, engine,
+                                             others, onnx_model, overrides)
             except Exception as e:          # a diagnosis must never end the run
                 outcome.diagnosis = {"message": f"diagnosis failed: {type(e).__name__}: {e}"}
     r.qnnref_seconds = time.perf_counter() - t0
@@ -170,7 +174,7 @@ def unavailable_result(case, vendor, settings: Settings, why: str) -> CaseResult
     r = CaseResult(case.id, case.op, tuple(case.tags), vendor.status, vendor.message,
                    vendor_ops=vendor.vendor_ops, vendor_seconds=vendor.seconds, seed=case.seed)
     if vendor.status == "ok":
-        r.kind, r.float_reason = case_kind(case, vendor)
+        r.kind, r.float_reason, r.step_bound = case_kind(case, vendor)
         for p in settings.profiles:
             r.outcomes[p] = ProfileOutcome(p, p, "error", error=why)
     return r

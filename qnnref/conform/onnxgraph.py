@@ -226,3 +226,34 @@ def initializer_arrays(model) -> dict[str, np.ndarray]:
             a = a.astype(np.uint8)
         out[t.name] = a
     return out
+
+
+def dequantize_steps(model) -> dict[str, np.ndarray]:
+    """For each graph output computed by a DequantizeLinear with a constant
+    per-tensor or per-axis scale: that scale, shaped to broadcast against the
+    output (one step of the output's grid)."""
+    inits = initializer_arrays(model)
+    outputs = {o.name: o for o in model.graph.output}
+    steps = {}
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear" or n.output[0] not in outputs or len(n.input) < 2:
+            continue
+        scale = inits.get(n.input[1])
+        if scale is None:
+            continue
+        scale = np.asarray(scale, np.float64)
+        attrs = {a.name: a.i for a in n.attribute}
+        if attrs.get("block_size"):
+            continue                   # blocked: not a broadcast
+        if scale.ndim == 0 or scale.size == 1:
+            steps[n.output[0]] = scale.reshape(())
+            continue
+        dims = outputs[n.output[0]].type.tensor_type.shape.dim
+        rank = len(dims)
+        if rank == 0:
+            continue
+        axis = attrs.get("axis", 1) % rank
+        shape = [1] * rank
+        shape[axis] = scale.size
+        steps[n.output[0]] = scale.reshape(shape)
+    return steps

@@ -72,6 +72,8 @@ def aggregate(results, profiles) -> dict:
                         continue
                     if d.kind == "float":
                         s["max_abs"] = max(s["max_abs"], float(d.max_diff))
+                        if d.max_steps is not None:
+                            s["max_steps"] = max(s["max_steps"], d.max_steps)
                     else:
                         s["max_steps"] = max(s["max_steps"], int(d.max_diff))
     for row in rows.values():

@@ -30,6 +30,16 @@ def test_integer_diff_in_steps():
     assert diff_tensor("y", np.array([5], np.int8), np.array([6], np.int8), max_steps=1).within_bound
 
 
+def test_dequantized_float_outputs_are_also_measured_in_steps():
+    scale = np.array([0.5, 0.25], np.float32).reshape(2, 1)
+    v = np.array([[1.0, 1.5], [0.25, 0.5]], np.float32)
+    o = v + scale                                  # one step everywhere
+    d = diff_tensor("f", v, o, max_steps=1, step=scale)
+    assert d.within_bound and d.max_steps == 1.0
+    assert not diff_tensor("f", v, o, max_steps=0, step=scale).within_bound
+    assert not diff_tensor("f", v, v + 2 * scale, max_steps=1, step=scale).within_bound
+
+
 def test_float_diff_within_the_documented_bound():
     v = np.array([1.0, -2.0, 0.0, np.nan], np.float32)
     close = np.array([1.0 + 4 * 2.0**-23, -2.0, 0.0, np.nan], np.float32)   # 4 ulp
@@ -51,7 +61,7 @@ def _result(cid, op, kind, statuses, vendor="ok", diff=0):
             ours.error, ours.stage, ours.refused = "no such op", "import", True
         if st == "error":
             ours.error, ours.stage = "boom", "run"
-        r.outcomes[p] = compare_outputs(p, p, {"y": out}, ours, kind)
+        r.outcomes[p] = compare_outputs(p, p, {"y": out}, ours, 1 if kind == "float" else 0)
     return r
 
 
