@@ -1,0 +1,267 @@
+"""``qnnref conform onnxruntime``: bit-exact conformance of qnnref with ONNX
+Runtime, and a diagnosis of every difference (spec/conformance.md).
+
+    qnnref conform onnxruntime                       # the built-in suite
+    qnnref conform onnxruntime model.onnx --json out.json
+    qnnref conform onnxruntime --ops QLinearConv,QGemm --cases 200 --profile onnx
+
+Pieces: :mod:`.suite` (the seeded built-in cases), :mod:`.runner` and
+:mod:`.worker` (ONNX Runtime in a child process; crashes and hangs are
+results), :mod:`.engine` (qnnref's side: import, run, tensors by ONNX name),
+:mod:`.compare`, :mod:`.diagnose`, :mod:`.report`, :mod:`.harness`.
+
+Exit status: 0 when every case conforms to the expected profile (the first
+``--profile``); 1 when one does not; 2 on a usage or setup error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+__all__ = ["main", "run_conformance"]
+
+#: QEMU CPU models (lower case) with AVX512-VNNI or AVX-VNNI
+VNNI_CPU_MODELS = {"cascadelake-server", "cooperlake", "icelake-server", "icelake-client",
+                   "sapphirerapids", "graniterapids", "snowridge"}
+
+
+class _Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, stream, enabled: bool):
+        self.stream = stream
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int | None, case_id: str) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.1 and done != total:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        if total:
+            width = 30
+            fill = int(width * done / total)
+            eta = elapsed / done * (total - done) if done else 0.0
+            text = f"[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {elapsed:5.0f} s (eta {eta:.0f} s) {case_id}"
+        else:
+            text = f"{done} cases {elapsed:5.0f} s {case_id}"
+        self.stream.write("\r" + text[:110].ljust(110))
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 110 + "\r")
+            self.stream.flush()
+
+
+def model_cases(paths, seed: int = 0):
+    """One case per ONNX file, with seeded random inputs: integers over
+    their dtype's whole range, floats from a standard normal distribution
+    clipped to [-3, 3]; symbolic dimensions are 1."""
+    import numpy as np
+    import onnx
+    from .onnxgraph import dtype_name
+    from .suite import Case, QRANGE, case_rng
+    for path in paths:
+        model = onnx.load(path)
+        inits = {t.name for t in model.graph.initializer}
+        rng = case_rng(seed, os.path.basename(path), 0)
+        inputs = {}
+        for vi in model.graph.input:
+            if vi.name in inits:
+                continue
+            tt = vi.type.tensor_type
+            dtype = dtype_name(tt.elem_type)
+            shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                          for d in tt.shape.dim)
+            if dtype in QRANGE:
+                lo, hi = QRANGE[dtype]
+                inputs[vi.name] = rng.integers(lo, hi + 1, size=shape).astype(dtype)
+            elif dtype == "float32":
+                inputs[vi.name] = np.clip(rng.standard_normal(shape), -3, 3).astype(np.float32)
+            else:
+                raise ValueError(f"{path}: input {vi.name!r} has type {dtype}, which the harness "
+                                 "cannot generate")
+        yield Case(id=os.path.basename(path), op="model", model=model.SerializeToString(),
+                   inputs=inputs, tags=(path,), seed=(seed, os.path.basename(path), 0))
+
+
+def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: float | None = None,
+                    engine=None, progress=None, total=None, meta: dict | None = None,
+                    strict: bool = False, emulate_cpu: str | None = None, jobs: int | None = None):
+    """Run ``cases`` (an iterable of suite.Case) and return a report.Report.
+
+    ``profiles``: names (the first is the expected one); default
+    :func:`harness.default_profiles`. ``vnni``: whether this CPU's ONNX
+    Runtime multiplies u8 x s8 without saturation (default: detected).
+    ``strict``: a case qnnref's importer refuses is a failure too.
+    ``emulate_cpu``: run ONNX Runtime under ``qemu-x86_64 -cpu MODEL``
+    (e.g. ``Haswell``: AVX2 without VNNI), see runner.emulator. ``jobs``:
+    ONNX Runtime worker processes (default 1; 2 under emulation)."""
+    from .harness import Settings, cpu_info, default_profiles, machine_overrides, run_cases
+    from .report import Report
+    from .runner import OrtRunner, emulator
+    cpu = cpu_info()
+    wrapper = []
+    if emulate_cpu:
+        wrapper = emulator(emulate_cpu)
+        cpu = {"model": f"{emulate_cpu} (emulated by qemu-x86_64 on {cpu['model']})", "emulated": emulate_cpu,
+               "vnni": "vnni" in emulate_cpu.lower() or emulate_cpu.lower() in VNNI_CPU_MODELS}
+    if vnni is None:
+        vnni = cpu["vnni"]
+    cpu = dict(cpu, vnni=vnni)
+    if timeout is None:
+        timeout = 300.0 if emulate_cpu else 60.0
+    profiles = list(profiles) if profiles else default_profiles(vnni)
+    settings = Settings(profiles=profiles, overrides=machine_overrides(vnni), timeout=timeout,
+                        strict=strict)
+    runner = OrtRunner(timeout=timeout, window=settings.window, wrapper=wrapper,
+                       startup_timeout=300.0 if emulate_cpu else 60.0,
+                       jobs=jobs or (2 if emulate_cpu else 1))
+    t0 = time.perf_counter()
+    results, vendor = run_cases(cases, settings, engine=engine, runner=runner, progress=progress,
+                                total=total)
+    from .. import __version__
+    meta = dict(meta or {})
+    meta.update(vendor={k: v for k, v in vendor.items() if k != "pid"}, machine=cpu,
+                qnnref=__version__, seconds=round(time.perf_counter() - t0, 2))
+    # report the machine overrides that change a profile of this run (not the no-ops)
+    from ..profiles import PROFILES
+    changed = {k: v for k, v in settings.overrides.items()
+               if any(getattr(PROFILES[p], k, v) != v for p in profiles)}
+    return Report(results, profiles, meta=meta, overrides=changed, strict=strict)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qnnref conform",
+        description="Run cases in ONNX Runtime and in qnnref under semantic profiles; report "
+                    "per operator how many are bit-exact, and diagnose every difference.")
+    p.add_argument("vendor", choices=["onnxruntime"], help="the runtime to compare with")
+    p.add_argument("models", nargs="*", metavar="MODEL.onnx",
+                   help="ONNX models to compare (random seeded inputs); default: the built-in suite")
+    p.add_argument("--suite", choices=["builtin"], default=None,
+                   help="run the built-in generated suite (the default when no model is given)")
+    p.add_argument("--profile", action="append", default=None, metavar="P",
+                   help="a semantic profile (repeat, or comma-separate); the first is the expected "
+                        "one (default: ort-cpu-x86 and onnx, those registered)")
+    p.add_argument("--json", metavar="OUT", help="write the JSON report to OUT")
+    p.add_argument("--full-json", action="store_true",
+                   help="list every case in full in the JSON report (default: failures in full)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the built-in suite and of model inputs")
+    p.add_argument("--cases", type=int, default=None, metavar="N",
+                   help="run N built-in cases, shared among the operators (default: the full suite)")
+    p.add_argument("--ops", default=None, metavar="OP,...",
+                   help="only these rows of the built-in suite (e.g. QLinearConv,'QDQ Conv')")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds one case may take in ONNX Runtime before it counts as hung "
+                        "(default 60; 300 with --emulate-cpu)")
+    p.add_argument("--emulate-cpu", metavar="MODEL", default=None,
+                   help="run ONNX Runtime under qemu-x86_64 -cpu MODEL, e.g. Haswell (AVX2, no VNNI): "
+                        "checks another CPU's semantics here; slow (needs qemu-user)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="ONNX Runtime worker processes (default 1; 2 with --emulate-cpu)")
+    p.add_argument("--vnni", choices=["auto", "yes", "no"], default="auto",
+                   help="whether ONNX Runtime multiplies u8 x s8 exactly on this CPU (VNNI); "
+                        "default: detected from /proc/cpuinfo")
+    p.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--strict", action="store_true",
+                   help="a case qnnref does not support (its importer refuses the model) fails the run")
+    p.add_argument("--quiet", action="store_true", help="print only the final line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``qnnref conform`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("qnnref conform: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(args) -> int:
+    from ..errors import QnnError
+    err = lambda msg: print(f"qnnref conform: error: {msg}", file=sys.stderr) or 2  # noqa: E731
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        return err(f"needs onnx and onnxruntime ({e}): pip install \"qnnref[onnx]\"")
+    from .engine import ImporterUnavailable, find_importer
+    try:
+        find_importer()
+    except ImporterUnavailable as e:
+        return err(str(e))
+    from .suite import FULL_SUITE_SIZE, GENERATORS, builtin_suite, counts
+    profiles = [q.strip() for p in (args.profile or []) for q in p.split(",") if q.strip()]
+    ops = [o.strip() for o in args.ops.split(",") if o.strip()] if args.ops else None
+    if ops:
+        unknown = [o for o in ops if o not in GENERATORS]
+        if unknown:
+            return err(f"unknown --ops {unknown}; the suite has: {', '.join(GENERATORS)}")
+    if args.cases is not None and args.cases < 1:
+        return err("--cases must be at least 1")
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        return err("--jobs must be in [1, 64]")
+    if args.timeout is not None and not args.timeout > 0:
+        return err("--timeout must be positive")
+    for m in args.models:
+        if not os.path.isfile(m):
+            return err(f"no such model file: {m}")
+    use_suite = args.suite == "builtin" or not args.models
+    parts, total, suite_desc = [], 0, []
+    if args.models:
+        parts.append(model_cases(args.models, args.seed))
+        total += len(args.models)
+        suite_desc.append(f"{len(args.models)} model(s)")
+    if use_suite:
+        n = sum(counts(args.cases, ops).values())
+        parts.append(builtin_suite(args.seed, args.cases, ops))
+        total += n
+        suite_desc.append(f"built-in suite, seed {args.seed}, {n} of {FULL_SUITE_SIZE} cases")
+
+    def cases():
+        for part in parts:
+            yield from part
+    vnni = {"auto": None, "yes": True, "no": False}[args.vnni]
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = _Progress(sys.stderr, show and not args.quiet)
+    from .runner import VendorUnavailable
+    try:
+        report = run_conformance(cases(), profiles or None, vnni=vnni, timeout=args.timeout,
+                                 progress=progress, total=total, strict=args.strict,
+                                 emulate_cpu=args.emulate_cpu, jobs=args.jobs,
+                                 meta={"suite": "; ".join(suite_desc), "seed": args.seed})
+    except (QnnError, ValueError, VendorUnavailable) as e:
+        progress.finish()
+        return err(str(e))
+    progress.finish()
+    if args.json:                        # first: the JSON survives a closed stdout
+        with open(args.json, "w") as f:
+            json.dump(report.to_json(full_cases=args.full_json), f, indent=1, default=_json_default)
+            f.write("\n")
+    text = report.render()
+    print(text.splitlines()[-1] if args.quiet else text)
+    return report.exit_code()
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

@@ -1,0 +1,147 @@
+"""The qnnref side of a case: import the ONNX model under a profile, run it,
+and hand back every tensor under its ONNX name, in ONNX layout.
+
+The importer (``qnnref.onnx.import_onnx``) keeps ONNX tensor names where a
+tensor survives. Where it does not keep a name or a layout, it says so in
+``metadata["source"]["tensors"]``: ONNX name -> ``{"tensor": qnnref name,
+"perm": p, "dequantized": bool}``, where qnnref axis i is ONNX axis
+``p[i]`` (qnnref array = ONNX array ``.transpose(p)``). :func:`onnx_view`
+undoes that, so intermediate tensors compare with ONNX Runtime's.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..profiles import PROFILES, get_profile
+
+
+class ImporterUnavailable(Exception):
+    pass
+
+
+def find_importer():
+    """``qnnref.onnx.import_onnx``, or raise ImporterUnavailable saying why."""
+    try:
+        from ..onnx import import_onnx
+    except ImportError as e:
+        raise ImporterUnavailable(f"qnnref.onnx.import_onnx is not available ({e})") from None
+    return import_onnx
+
+
+# ---------------------------------------------------------------------------
+# Profiles with vendor-configuration overrides
+# ---------------------------------------------------------------------------
+
+def profile_variant(name: str, overrides: dict | None) -> str:
+    """The name of profile ``name`` with ``overrides`` applied to its fields
+    (registered, in this process only, as ``name[field=value,...]``); ``name``
+    itself when nothing changes. Fields the profile does not have are ignored:
+    they describe a vendor mechanism this profile does not model."""
+    base = get_profile(name, "conform")
+    changes = {k: v for k, v in (overrides or {}).items()
+               if k in {f.name for f in dataclasses.fields(base)} and getattr(base, k) != v}
+    if not changes:
+        return name
+    variant = f"{name}[{','.join(f'{k}={v}' for k, v in sorted(changes.items()))}]"
+    if variant not in PROFILES:
+        PROFILES[variant] = dataclasses.replace(
+            base, **changes, name=variant,
+            description=f"{base.description} -- with {', '.join(f'{k}={v}' for k, v in sorted(changes.items()))} "
+                        "(a conformance-harness variant)")
+    return variant
+
+
+def base_profile_name(name: str) -> str:
+    return name.split("[", 1)[0]
+
+
+# ---------------------------------------------------------------------------
+# Running a case
+# ---------------------------------------------------------------------------
+
+@dataclass
+class OursResult:
+    profile: str                                   # the (variant) profile it ran under
+    outputs: dict = field(default_factory=dict)    # ONNX graph output name -> array (ONNX layout)
+    tensors: dict = field(default_factory=dict)    # every ONNX-named tensor qnnref computed
+    error: str | None = None                       # import or run failure
+    stage: str | None = None                       # "import" or "run" when error
+    #: the importer refused the model with a qnnref error (an operator, type
+    #: or attribute it does not support): "unsupported", not a wrong answer
+    refused: bool = False
+    seconds: float = 0.0
+
+
+def onnx_view(model, onnx_name: str, captured: dict):
+    """The value qnnref computed for ONNX tensor ``onnx_name``, as an array in
+    ONNX layout, or None when qnnref has no integer tensor for it."""
+    entries = (model.metadata.get("source") or {}).get("tensors") or {}
+    entry = entries.get(onnx_name)
+    if entry is None:
+        value = captured.get(onnx_name)
+        return value
+    if entry.get("dequantized"):
+        return None                    # holds the integers of a float ONNX value
+    value = captured.get(entry.get("tensor", onnx_name))
+    if value is None:
+        return None
+    perm = entry.get("perm")
+    if perm:
+        value = value.transpose(np.argsort(perm))
+    return value
+
+
+class QnnrefEngine:
+    """Imports and runs cases in qnnref (in this process)."""
+
+    def __init__(self):
+        self.import_onnx = find_importer()
+
+    def run(self, case, profile: str, onnx_model=None) -> OursResult:
+        """Run ``case`` under ``profile`` (already a variant name, see
+        :func:`profile_variant`); capture every tensor."""
+        import time
+        t0 = time.perf_counter()
+        res = OursResult(profile=profile)
+        try:
+            model = self.import_onnx(case.model, profile=profile)
+        except Exception as e:          # QnnError: a refusal; anything else: an importer bug
+            from ..errors import QnnError
+            res.error, res.stage = _error_text(e), "import"
+            res.refused = isinstance(e, QnnError)
+            res.seconds = time.perf_counter() - t0
+            return res
+        names = [i.name for i in model.inputs]
+        feeds = {k: v for k, v in case.inputs.items() if k in names}
+        try:
+            captured = model.run(feeds, capture=True)
+        except Exception as e:
+            res.error, res.stage = _error_text(e), "run"
+            res.seconds = time.perf_counter() - t0
+            return res
+        if onnx_model is None:
+            import onnx
+            onnx_model = onnx.load_from_string(case.model)
+        graph_outputs = [o.name for o in onnx_model.graph.output]
+        tensor_names = [o for n in onnx_model.graph.node for o in n.output if o]
+        for name in tensor_names:
+            v = onnx_view(model, name, captured)
+            if v is not None:
+                res.tensors[name] = v
+        for name in graph_outputs:
+            v = captured.get(name)
+            if v is None:
+                v = onnx_view(model, name, captured)
+            if v is not None:
+                res.outputs[name] = v
+        res.seconds = time.perf_counter() - t0
+        return res
+
+
+def _error_text(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    from ..errors import QnnError
+    return text if isinstance(e, QnnError) else f"{type(e).__name__}: {text}"

@@ -1,0 +1,204 @@
+"""The conformance run: ONNX Runtime (in a worker process) against qnnref
+(in this process) under each profile asked for, case by case.
+
+:func:`run_cases` drives :class:`~.runner.OrtRunner`; for each case ONNX
+Runtime answers, it runs qnnref under every profile, compares the outputs,
+and diagnoses every profile that does not explain the vendor's output.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+
+from ..profiles import PROFILES, get_profile
+from .compare import ProfileOutcome, case_kind, compare_outputs
+from .diagnose import SATURATION, diagnose
+from .engine import profile_variant
+from .onnxgraph import dequantize_steps
+
+ORT_PROFILE = "ort-cpu-x86"
+ONNX_PROFILE = "onnx"
+
+
+# ---------------------------------------------------------------------------
+# The machine and the profiles
+# ---------------------------------------------------------------------------
+
+def cpu_info() -> dict:
+    """The CPU model and the x86 features that change what ONNX Runtime computes."""
+    flags: set[str] = set()
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", platform.machine()):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return {"model": model, "machine": platform.machine(),
+            "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
+            "vnni": bool(flags & {"avx512_vnni", "avx_vnni"}),
+            "flags_known": bool(flags)}
+
+
+def machine_overrides(vnni: bool) -> dict:
+    """Profile fields that this machine's ONNX Runtime changes: with VNNI
+    (AVX512-VNNI or AVX-VNNI) MLAS multiplies u8 x s8 exactly, without the
+    pairwise int16 saturation of VPMADDUBSW."""
+    return {SATURATION: False} if vnni else {}
+
+
+def default_profiles(vnni: bool) -> list[str]:
+    """ort-cpu-x86 (its -vnni variant on a VNNI machine, when registered) and
+    onnx, those that are registered; else every registered profile."""
+    names = []
+    if vnni and f"{ORT_PROFILE}-vnni" in PROFILES:
+        names.append(f"{ORT_PROFILE}-vnni")
+    elif ORT_PROFILE in PROFILES:
+        names.append(ORT_PROFILE)
+    if ONNX_PROFILE in PROFILES:
+        names.append(ONNX_PROFILE)
+    return names or [n for n in PROFILES if "[" not in n]
+
+
+@dataclass
+class Settings:
+    profiles: list[str]                   # the first is the expected profile
+    overrides: dict = field(default_factory=dict)   # machine overrides, applied to every profile
+    timeout: float = 60.0
+    window: int = 8
+    diagnose: bool = True
+    strict: bool = False                  # a case qnnref does not support fails too
+
+    def __post_init__(self):
+        if not self.profiles:
+            raise ValueError("at least one profile is needed")
+        for p in self.profiles:
+            get_profile(p, "--profile")
+
+    @property
+    def expected(self) -> str:
+        return self.profiles[0]
+
+
+# ---------------------------------------------------------------------------
+# One case
+# ---------------------------------------------------------------------------
+
+@dataclass
+class CaseResult:
+    id: str
+    op: str
+    tags: tuple
+    vendor_status: str                    # ok | refused | crashed | hung | error
+    vendor_message: str = ""
+    kind: str | None = None               # integer | float (when ONNX Runtime ran it)
+    float_reason: str | None = None
+    step_bound: int = 0                   # steps outputs may differ by (float cases where ORT computes in float)
+    outcomes: dict = field(default_factory=dict)   # profile -> ProfileOutcome
+    vendor_ops: list | None = None
+    vendor_seconds: float = 0.0
+    qnnref_seconds: float = 0.0
+    seed: tuple = ()
+
+    def conforms(self, profile: str, strict: bool = False) -> bool:
+        """The case passes for ``profile``: ONNX Runtime refused it (nothing to
+        compare), qnnref's importer refused it (unless ``strict``), or the
+        profile explains its outputs."""
+        if self.vendor_status == "refused":
+            return True
+        if self.vendor_status != "ok":
+            return False
+        o = self.outcomes.get(profile)
+        if o is not None and o.status == "unsupported":
+            return not strict
+        return o is not None and o.explains
+
+    def to_json(self, full: bool = True) -> dict:
+        d = {"id": self.id, "op": self.op, "tags": list(self.tags), "vendor": self.vendor_status}
+        if self.seed:
+            d["seed"] = list(self.seed)
+        if self.vendor_message:
+            d["vendor_message"] = self.vendor_message
+        if self.kind:
+            d["kind"] = self.kind
+        if self.float_reason:
+            d["float_reason"] = self.float_reason
+            d["step_bound"] = self.step_bound
+        if self.vendor_ops is not None and full:
+            d["vendor_ops"] = [op for op, _ in self.vendor_ops]
+        d["profiles"] = {p: (o.to_json() if full or not o.explains else {"status": o.status, "ran_as": o.ran_as})
+                         for p, o in self.outcomes.items()}
+        d["seconds"] = {"vendor": round(self.vendor_seconds, 4), "qnnref": round(self.qnnref_seconds, 4)}
+        return d
+
+
+def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
+    """Compare one case that ONNX Runtime has run, under every profile."""
+    r = CaseResult(case.id, case.op, tuple(case.tags), vendor.status, vendor.message,
+                   vendor_ops=vendor.vendor_ops, vendor_seconds=vendor.seconds, seed=case.seed)
+    if vendor.status != "ok":
+        return r
+    import onnx
+    onnx_model = onnx.load_from_string(case.model)
+    r.kind, r.float_reason, r.step_bound = case_kind(case, vendor)
+    steps = dequantize_steps(onnx_model)
+    overrides = {**settings.overrides, **case.profile_overrides}
+    t0 = time.perf_counter()
+    results = {}
+    for p in settings.profiles:
+        ran_as = profile_variant(p, overrides)
+        ours = engine.run(case, ran_as, onnx_model)
+        results[p] = ours
+        r.outcomes[p] = compare_outputs(p, ran_as, vendor.outputs, ours, r.step_bound, steps)
+    if settings.diagnose:
+        for p, outcome in r.outcomes.items():
+            if outcome.explains or outcome.status == "unsupported":
+                continue
+            others = {q: res for q, res in results.items() if q != p}
+            try:
+                outcome.diagnosis = diagnose(case, vendor, outcome, results[p], r.step_bound, engine,
+                                             others, onnx_model, overrides)
+            except Exception as e:          # a diagnosis must never end the run
+                outcome.diagnosis = {"message": f"diagnosis failed: {type(e).__name__}: {e}"}
+    r.qnnref_seconds = time.perf_counter() - t0
+    return r
+
+
+def unavailable_result(case, vendor, settings: Settings, why: str) -> CaseResult:
+    """A case whose qnnref side cannot run at all (no importer)."""
+    r = CaseResult(case.id, case.op, tuple(case.tags), vendor.status, vendor.message,
+                   vendor_ops=vendor.vendor_ops, vendor_seconds=vendor.seconds, seed=case.seed)
+    if vendor.status == "ok":
+        r.kind, r.float_reason, r.step_bound = case_kind(case, vendor)
+        for p in settings.profiles:
+            r.outcomes[p] = ProfileOutcome(p, p, "error", error=why)
+    return r
+
+
+def run_cases(cases, settings: Settings, *, engine=None, runner=None, progress=None, total=None):
+    """Run every case; returns (list of CaseResult, vendor info dict).
+    ``progress(done, total, case_id)`` is called after each case."""
+    if runner is None:
+        from .runner import OrtRunner
+        runner = OrtRunner(timeout=settings.timeout, window=settings.window)
+    why = None
+    if engine is None:
+        from .engine import ImporterUnavailable, QnnrefEngine
+        try:
+            engine = QnnrefEngine()
+        except ImporterUnavailable as e:
+            why = str(e)
+    results = []
+    for case, vendor in runner.run(cases):
+        if why is None:
+            results.append(evaluate(case, vendor, settings, engine))
+        else:
+            results.append(unavailable_result(case, vendor, settings, why))
+        if progress is not None:
+            progress(len(results), total, case.id)
+    return results, dict(runner.info, restarts=runner.restarts)

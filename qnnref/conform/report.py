@@ -1,0 +1,280 @@
+"""The conformance report: per-operator figures, diagnoses, a terminal table
+and a JSON document (schema ``qnnref-conform/1``, spec/conformance.md).
+
+Per operator (report row) and profile:
+
+* ``integer`` cases: how many are bit-exact (every element of every output
+  identical), the element counts, the largest |difference| in steps and a
+  histogram of |difference| over all output elements;
+* ``float`` cases: how many lie within the documented bound; they are never
+  counted in the bit-exact figures.
+"""
+from __future__ import annotations
+
+import collections
+
+from .compare import FLOAT_ATOL, FLOAT_CASE_STEPS, FLOAT_RTOL, HIST_LABELS
+
+SCHEMA = "qnnref-conform/1"
+#: vendor statuses in the order the table shows them
+VENDOR_STATUSES = ("ok", "refused", "crashed", "hung", "error")
+
+
+def _pct(n: int, d: int) -> float | None:
+    return None if d == 0 else round(100.0 * n / d, 2)
+
+
+def aggregate(results, profiles) -> dict:
+    """Per-operator figures (JSON-ready), rows in the order cases came."""
+    rows: dict[str, dict] = {}
+    for r in results:
+        row = rows.get(r.op)
+        if row is None:
+            row = rows[r.op] = {
+                "cases": 0, "vendor": {s: 0 for s in VENDOR_STATUSES}, "integer_cases": 0, "float_cases": 0,
+                "profiles": {p: {"explains": 0, "unsupported": 0, "errors": 0,
+                                 "integer": {"cases": 0, "exact": 0, "elements": 0, "exact_elements": 0,
+                                             "max_diff": 0, "histogram": [0] * len(HIST_LABELS)},
+                                 "float": {"cases": 0, "within_bound": 0, "max_abs": 0.0, "max_steps": 0}}
+                             for p in profiles}}
+        row["cases"] += 1
+        row["vendor"][r.vendor_status] = row["vendor"].get(r.vendor_status, 0) + 1
+        if r.vendor_status != "ok":
+            continue
+        row["integer_cases" if r.kind == "integer" else "float_cases"] += 1
+        for p in profiles:
+            o = r.outcomes.get(p)
+            if o is None:
+                continue
+            pr = row["profiles"][p]
+            pr["explains"] += int(o.explains)
+            if o.status == "unsupported":          # not compared: outside every figure below
+                pr["unsupported"] += 1
+                continue
+            if o.status == "error":
+                pr["errors"] += 1
+            if r.kind == "integer":
+                s = pr["integer"]
+                s["cases"] += 1
+                s["exact"] += int(o.status == "exact")
+                for d in o.outputs:
+                    s["elements"] += d.size
+                    s["exact_elements"] += d.size - d.differing if not d.problem else 0
+                    if d.kind == "int" and not d.problem:
+                        s["max_diff"] = max(s["max_diff"], int(d.max_diff))
+                        s["histogram"] = [a + b for a, b in zip(s["histogram"], d.hist)]
+            else:
+                s = pr["float"]
+                s["cases"] += 1
+                s["within_bound"] += int(o.explains)
+                for d in o.outputs:
+                    if d.problem:
+                        continue
+                    if d.kind == "float":
+                        s["max_abs"] = max(s["max_abs"], float(d.max_diff))
+                        if d.max_steps is not None:
+                            s["max_steps"] = max(s["max_steps"], d.max_steps)
+                    else:
+                        s["max_steps"] = max(s["max_steps"], int(d.max_diff))
+    for row in rows.values():
+        for pr in row["profiles"].values():
+            s = pr["integer"]
+            s["exact_pct"] = _pct(s["exact"], s["cases"])
+            s["exact_elements_pct"] = _pct(s["exact_elements"], s["elements"])
+            s["histogram"] = dict(zip(HIST_LABELS, s["histogram"]))
+    return rows
+
+
+def diagnosis_groups(results, profile: str) -> list[dict]:
+    """The cases ``profile`` does not explain, grouped by (row, verdict):
+    ``{"op", "verdict", "count", "cases", "example"}``, largest groups first."""
+    groups: dict[tuple, dict] = {}
+    for r in results:
+        o = r.outcomes.get(profile)
+        if r.vendor_status != "ok":
+            if r.vendor_status == "refused":
+                continue
+            key = (r.op, f"ONNX Runtime {r.vendor_status}")
+            example = r.vendor_message
+        elif o is None or o.explains:
+            continue
+        else:
+            dg = o.diagnosis or {}
+            if o.status == "unsupported":
+                key = (r.op, "unsupported by qnnref (its importer refused the model)")
+                example = " ".join((o.error or "").split())
+            elif o.status == "error":
+                key = (r.op, "qnnref error")
+                example = " ".join((o.error or "").split())     # one line
+            else:
+                verdict = dg.get("explained_by") or "not explained by any profile tried"
+                if dg.get("op"):
+                    verdict = f"first diverging node {dg['op']}: {verdict}"
+                key = (r.op, verdict)
+                example = dg.get("message") or o.status
+                if dg.get("inputs_text"):
+                    example += f"\n      inputs: {dg['inputs_text']}"
+                if dg.get("note"):
+                    example += f"\n      note: {dg['note']}"
+        g = groups.setdefault(key, {"op": key[0], "verdict": key[1], "count": 0, "cases": [],
+                                    "example": f"{r.id} [{', '.join(r.tags)}]: {example}"})
+        g["count"] += 1
+        g["cases"].append(r.id)
+    # what fails first; the cases qnnref does not support (not failures by default) last
+    return sorted(groups.values(), key=lambda g: (g["verdict"].startswith("unsupported"), -g["count"], g["op"]))
+
+
+class Report:
+    def __init__(self, results, profiles, *, meta: dict | None = None, overrides: dict | None = None,
+                 strict: bool = False):
+        self.strict = strict
+        self.results = list(results)
+        self.profiles = list(profiles)
+        self.meta = meta or {}
+        self.overrides = overrides or {}
+        self.rows = aggregate(self.results, self.profiles)
+
+    @property
+    def expected(self) -> str:
+        return self.profiles[0]
+
+    def failures(self) -> list:
+        """Cases that do not conform to the expected profile."""
+        return [r for r in self.results if not r.conforms(self.expected, self.strict)]
+
+    def exit_code(self) -> int:
+        """0: every case conforms to the expected profile (ONNX Runtime
+        refusals allowed, and qnnref refusals unless strict); 1: at least one
+        does not (a difference beyond the bound, a qnnref error, an ONNX
+        Runtime crash or hang)."""
+        return 1 if self.failures() else 0
+
+    def totals(self) -> dict:
+        count = collections.Counter(r.vendor_status for r in self.results)
+        unsupported = sum(1 for r in self.results if r.vendor_status == "ok"
+                          and getattr(r.outcomes.get(self.expected), "status", None) == "unsupported")
+        return {"cases": len(self.results), **{s: count.get(s, 0) for s in VENDOR_STATUSES},
+                "unsupported": unsupported,
+                "integer_cases": sum(1 for r in self.results if r.kind == "integer"),
+                "float_cases": sum(1 for r in self.results if r.kind == "float"),
+                "failures": len(self.failures())}
+
+    # -- JSON ------------------------------------------------------------------
+    def to_json(self, full_cases: bool = False) -> dict:
+        """The JSON document. Cases that conform to every profile are listed
+        compactly unless ``full_cases``."""
+        return {
+            "schema": SCHEMA,
+            **self.meta,
+            "profiles": self.profiles,
+            "expected_profile": self.expected,
+            "strict": self.strict,
+            "machine_overrides": self.overrides,
+            "bounds": {"float_rtol": FLOAT_RTOL, "float_atol": FLOAT_ATOL,
+                       "float_case_steps": FLOAT_CASE_STEPS},
+            "histogram_bins": list(HIST_LABELS),
+            "totals": self.totals(),
+            "exit_code": self.exit_code(),
+            "operators": self.rows,
+            "diagnosis": {p: diagnosis_groups(self.results, p) for p in self.profiles},
+            "cases": [r.to_json(full=full_cases or not all(o.explains for o in r.outcomes.values())
+                                or r.vendor_status not in ("ok", "refused"))
+                      for r in self.results],
+        }
+
+    # -- terminal --------------------------------------------------------------
+    def render(self, max_examples: int = 3) -> str:
+        out = []
+        m = self.meta
+        vend = m.get("vendor", {})
+        cpu = m.get("machine", {})
+        head = [f"qnnref conform: ONNX Runtime {vend.get('onnxruntime', '?')}", m.get("suite"),
+                f"{cpu.get('model', '?')}{' (VNNI)' if cpu.get('vnni') else ''}"]
+        out.append(" -- ".join(h for h in head if h))
+        if self.overrides:
+            out.append("machine overrides applied to every profile: "
+                       + ", ".join(f"{k}={v}" for k, v in self.overrides.items()))
+        out.append("")
+        out.append(self._table())
+        hist = self._histograms()
+        if hist:
+            out += ["", "Differences in integer outputs (elements per |difference| in steps):", hist]
+        out += ["", "Diagnosis"]
+        for p in self.profiles:
+            explained = sum(1 for r in self.results if r.vendor_status == "ok"
+                            and r.outcomes.get(p) is not None and r.outcomes[p].explains)
+            ran = sum(1 for r in self.results if r.vendor_status == "ok")
+            mark = " (expected)" if p == self.expected else ""
+            out.append(f"  {p}{mark} explains {explained} of {ran} cases ONNX Runtime ran")
+            for g in diagnosis_groups(self.results, p)[:12]:
+                out.append(f"    {g['op']}: {g['count']} case{'s' if g['count'] != 1 else ''}: {g['verdict']}")
+                example = g["example"] if len(g["example"]) <= 400 else g["example"][:397] + "..."
+                out.append(f"      e.g. {example}")
+                if len(g["cases"]) > 1:
+                    more = ", ".join(g["cases"][1:1 + max_examples])
+                    out.append(f"      also {more}{' ...' if len(g['cases']) > 1 + max_examples else ''}")
+        refused = collections.Counter((r.op, r.vendor_message.split("\n")[0][:140]) for r in self.results
+                                      if r.vendor_status == "refused")
+        if refused:
+            out += ["", "Refused by ONNX Runtime (not failures):"]
+            for (op, msg), n in refused.most_common(10):
+                out.append(f"  {op}: {n}: {msg}")
+        t = self.totals()
+        verdict = "PASS" if self.exit_code() == 0 else "FAIL"
+        out += ["", f"{verdict}: {t['cases']} cases ({t['integer_cases']} integer, {t['float_cases']} float, "
+                    f"{t['refused']} refused by ONNX Runtime, {t['unsupported']} unsupported by qnnref, "
+                    f"{t['crashed']} crashed, {t['hung']} hung); "
+                    f"{t['failures']} not explained by the expected profile {self.expected}"
+                    + (f"; {m['seconds']:.1f} s" if "seconds" in m else "")]
+        return "\n".join(out)
+
+    def _table(self) -> str:
+        head = ["operator", "cases", "refused", "crash/hang", "int", "float"]
+        for _ in self.profiles:
+            head += ["exact%", "max", "float ok", "unsup"]
+        rows = []
+        for op, row in self.rows.items():
+            v = row["vendor"]
+            cells = [op, str(row["cases"]), str(v["refused"]), str(v["crashed"] + v["hung"] + v["error"]),
+                     str(row["integer_cases"]), str(row["float_cases"])]
+            for p in self.profiles:
+                pr = row["profiles"][p]
+                s, f = pr["integer"], pr["float"]
+                cells.append("-" if s["exact_pct"] is None else f"{s['exact_pct']:.1f}")
+                cells.append("-" if not s["cases"] else str(s["max_diff"]))
+                cells.append("-" if not f["cases"] else f"{f['within_bound']}/{f['cases']}")
+                cells.append(str(pr["unsupported"]) + (f" ({pr['errors']} err)" if pr["errors"] else ""))
+            rows.append(cells)
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        # a profile's name spans its three columns
+        for j, p in enumerate(self.profiles):
+            cols = slice(6 + 4 * j, 10 + 4 * j)
+            short = len(p) - (sum(widths[cols]) + 6)
+            if short > 0:
+                widths[9 + 4 * j] += short
+
+        def line(cells):
+            parts = []
+            for i, (c, w) in enumerate(zip(cells, widths)):
+                text = c.ljust(w) if i == 0 else c.rjust(w)
+                parts.append(("| " + text) if i >= 6 and (i - 6) % 4 == 0 else text)
+            return "  ".join(parts).rstrip()
+        body = [line(head), *(line(r) for r in rows)]
+        # the profile names above their columns, at each group's "|"
+        bars = [i for i, ch in enumerate(body[0]) if ch == "|"]
+        first = ""
+        for pos, p in zip(bars, self.profiles):
+            first = first.ljust(pos) + "| " + p + " "
+        sep = "-" * max(len(x) for x in body)
+        return "\n".join([first.rstrip(), body[0], sep, *body[1:]])
+
+    def _histograms(self) -> str:
+        lines = []
+        for op, row in self.rows.items():
+            for p in self.profiles:
+                h = row["profiles"][p]["integer"]["histogram"]
+                if sum(n for k, n in h.items() if k != "0") == 0:
+                    continue
+                bins = "  ".join(f"{k}:{n}" for k, n in h.items() if n)
+                lines.append(f"  {op} under {p}: {bins}")
+        return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Comparison, aggregation, the JSON report's schema, the table, exit codes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from qnnref.conform.compare import (FLOAT_RTOL, HIST_LABELS, compare_outputs, diff_tensor,
+                                    histogram)
+from qnnref.conform.engine import OursResult
+from qnnref.conform.harness import CaseResult
+from qnnref.conform.report import SCHEMA, Report
+
+
+def test_histogram_bins():
+    d = np.array([0, 0, 1, 2, 3, 4, 5, 8, 9, 16, 17, 64, 65, 256, 257, 32000])
+    assert dict(zip(HIST_LABELS, histogram(d))) == {
+        "0": 2, "1": 1, "2": 1, "3-4": 2, "5-8": 2, "9-16": 2, "17-64": 2, "65-256": 2, ">256": 2}
+
+
+def test_integer_diff_in_steps():
+    v = np.array([0, 255, 10, 7], np.uint8)
+    o = np.array([0, 240, 11, 7], np.uint8)
+    d = diff_tensor("y", v, o)
+    assert (d.differing, d.min_diff, d.max_diff, d.within_bound) == (2, 1, 15, False)
+    assert d.summary() == "2 of 4 outputs differ by 1\u201315 steps"
+    assert diff_tensor("y", v, v).exact
+    assert diff_tensor("y", v, o[:3]).problem.startswith("shape")
+    assert not diff_tensor("y", v, None).within_bound
+    assert diff_tensor("y", np.array([5], np.int8), np.array([6], np.int8), max_steps=1).within_bound
+
+
+def test_dequantized_float_outputs_are_also_measured_in_steps():
+    scale = np.array([0.5, 0.25], np.float32).reshape(2, 1)
+    v = np.array([[1.0, 1.5], [0.25, 0.5]], np.float32)
+    o = v + scale                                  # one step everywhere
+    d = diff_tensor("f", v, o, max_steps=1, step=scale)
+    assert d.within_bound and d.max_steps == 1.0
+    assert not diff_tensor("f", v, o, max_steps=0, step=scale).within_bound
+    assert not diff_tensor("f", v, v + 2 * scale, max_steps=1, step=scale).within_bound
+
+
+def test_float_diff_within_the_documented_bound():
+    v = np.array([1.0, -2.0, 0.0, np.nan], np.float32)
+    close = np.array([1.0 + 4 * 2.0**-23, -2.0, 0.0, np.nan], np.float32)   # 4 ulp
+    far = np.array([1.0 + 2.0**-16, -2.0, 0.0, np.nan], np.float32)
+    assert diff_tensor("f", v, v).exact
+    d = diff_tensor("f", v, close)
+    assert d.kind == "float" and not d.exact and d.within_bound and d.max_rel <= FLOAT_RTOL
+    assert not diff_tensor("f", v, far).within_bound
+
+
+def _result(cid, op, kind, statuses, vendor="ok", diff=0):
+    r = CaseResult(cid, op, ("t",), vendor, kind=kind if vendor == "ok" else None)
+    if vendor != "ok":
+        return r
+    for p, st in statuses.items():
+        out = np.zeros(4, np.uint8)
+        ours = OursResult(p, outputs={"y": out + (diff if st == "differs" else 0)})
+        if st == "unsupported":
+            ours.error, ours.stage, ours.refused = "no such op", "import", True
+        if st == "error":
+            ours.error, ours.stage = "boom", "run"
+        r.outcomes[p] = compare_outputs(p, p, {"y": out}, ours, 1 if kind == "float" else 0)
+    return r
+
+
+def _report(results, strict=False):
+    return Report(results, ["a", "b"], meta={"suite": "test", "seconds": 1.0}, strict=strict)
+
+
+def test_exit_codes():
+    ok = _result("X/0", "X", "integer", {"a": "exact", "b": "differs"}, diff=3)
+    refused = _result("X/1", "X", "integer", {}, vendor="refused")
+    unsupported = _result("X/2", "X", "integer", {"a": "unsupported", "b": "unsupported"})
+    assert _report([ok, refused, unsupported]).exit_code() == 0          # b is not the expected profile
+    assert _report([ok, refused, unsupported], strict=True).exit_code() == 1
+    for bad in (_result("X/3", "X", "integer", {"a": "differs", "b": "exact"}, diff=1),
+                _result("X/4", "X", "integer", {"a": "error", "b": "exact"}),
+                _result("X/5", "X", "integer", {}, vendor="crashed"),
+                _result("X/6", "X", "integer", {}, vendor="hung")):
+        rep = _report([ok, bad])
+        assert rep.exit_code() == 1 and [r.id for r in rep.failures()] == [bad.id]
+
+
+def test_float_cases_are_not_in_the_exact_figures():
+    rs = [_result("X/0", "X", "integer", {"a": "exact", "b": "exact"}),
+          _result("X/1", "X", "float", {"a": "differs", "b": "exact"}, diff=1),     # 1 step: within bound
+          _result("X/2", "X", "float", {"a": "differs", "b": "exact"}, diff=2)]
+    rep = _report(rs)
+    row = rep.rows["X"]["profiles"]["a"]
+    assert row["integer"]["cases"] == 1 and row["integer"]["exact_pct"] == 100.0
+    assert row["float"] == {"cases": 2, "within_bound": 1, "max_abs": 0.0, "max_steps": 2}
+    assert rep.exit_code() == 1
+
+
+def test_json_schema_and_table():
+    rs = [_result("QLinearConv/0000", "QLinearConv", "integer", {"a": "exact", "b": "differs"}, diff=15),
+          _result("QLinearConv/0001", "QLinearConv", "integer", {"a": "exact", "b": "exact"}),
+          _result("QGemm/0000", "QGemm", "float", {"a": "exact", "b": "unsupported"}),
+          _result("QGemm/0001", "QGemm", "integer", {}, vendor="refused")]
+    rep = _report(rs)
+    doc = json.loads(json.dumps(rep.to_json()))
+    assert doc["schema"] == SCHEMA
+    for key in ("profiles", "expected_profile", "machine_overrides", "bounds", "histogram_bins", "totals",
+                "exit_code", "operators", "diagnosis", "cases", "suite", "seconds", "strict"):
+        assert key in doc, key
+    assert doc["expected_profile"] == "a" and doc["exit_code"] == 0
+    assert doc["totals"] == {"cases": 4, "ok": 3, "refused": 1, "crashed": 0, "hung": 0, "error": 0,
+                             "unsupported": 0, "integer_cases": 2, "float_cases": 1, "failures": 0}
+    conv = doc["operators"]["QLinearConv"]
+    assert conv["cases"] == 2 and conv["integer_cases"] == 2
+    b = conv["profiles"]["b"]["integer"]
+    assert (b["cases"], b["exact"], b["exact_pct"], b["max_diff"]) == (2, 1, 50.0, 15)
+    assert b["histogram"] == {"0": 4, "1": 0, "2": 0, "3-4": 0, "5-8": 0, "9-16": 4, "17-64": 0,
+                              "65-256": 0, ">256": 0}
+    assert doc["operators"]["QGemm"]["profiles"]["b"]["unsupported"] == 1
+    assert [g["op"] for g in doc["diagnosis"]["b"]] == ["QGemm", "QLinearConv"] or \
+        [g["op"] for g in doc["diagnosis"]["b"]] == ["QLinearConv", "QGemm"]
+    assert {c["id"] for c in doc["cases"]} == {r.id for r in rs}
+    text = rep.render()
+    assert "QLinearConv" in text and "| a" in text and "| b" in text and text.splitlines()[-1].startswith("PASS")
+    assert "9-16:4" in text
