@@ -19,7 +19,7 @@ from .profiles import PROFILES, Profile  # noqa: E402
 from .arith import QuantizeRecipe, Recipe  # noqa: E402
 
 __all__ = [
-    "load", "save", "kernels_info", "CrossCheckError", "bundled_model", "Model", "GraphBuilder", "Graph", "Node", "Quant",
+    "load", "save", "kernels_info", "CrossCheckError", "import_onnx", "export_onnx", "bundled_model", "Model", "GraphBuilder", "Graph", "Node", "Quant",
     "TensorInfo", "IOSpec", "QnnError", "FormatError", "ValidationError", "RuntimeCheckError",
     "Recipe", "QuantizeRecipe", "Profile", "PROFILES", "__version__",
 ]
@@ -42,6 +42,19 @@ def load(path, verify: bool = True, *, backend: str | None = None, isa: str | No
     loaded = _format.read_graph(path, verify=verify)
     return Model(loaded.graph, path=str(path), digest=loaded.digest, source=loaded,
                  backend=backend, isa=isa, threads=threads)
+
+
+def import_onnx(model_or_path, profile: str = "onnx", **options) -> Model:
+    """Import a quantized ONNX model (QOperator or QDQ) as a runnable Model
+    under the semantic ``profile`` (needs the extra: pip install "qnnref[onnx]")."""
+    from .onnx import import_onnx as _import
+    return _import(model_or_path, profile, **options)
+
+
+def export_onnx(model, path, format: str = "qdq"):
+    """Write a Model as ONNX (``format="qdq"`` or ``"qoperator"``)."""
+    from .onnx import export_onnx as _export
+    return _export(model, path, format=format)
 
 
 def kernels_info() -> dict:

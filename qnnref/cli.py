@@ -226,6 +226,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .onnx import convert
+    shapes = {}
+    for item in args.input_shape or []:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(",")) if dims else ()
+        except ValueError:
+            raise CliError(f"--input-shape {item!r}: expected NAME=D0,D1,...") from None
+        if not name:
+            raise CliError(f"--input-shape {item!r}: expected NAME=D0,D1,...")
+    digest = convert(args.input, args.output, args.profile, input_shapes=shapes or None)
+    print(f"wrote {args.output} (sha256:{digest}, profile {args.profile})")
+    return 0
+
+
+def cmd_conform(args) -> int:
+    from .conform import main as conform_main
+    return conform_main(args.rest)
+
+
 def cmd_kernels(args) -> int:
     from . import kernels_info
     info = kernels_info()
@@ -277,6 +298,19 @@ def build_parser() -> argparse.ArgumentParser:
     backend_args(s)
     s.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser("convert", help="import a quantized ONNX model and write it as .qnn")
+    s.add_argument("input", metavar="IN.onnx")
+    s.add_argument("output", metavar="OUT.qnn")
+    s.add_argument("--profile", default="onnx", help="semantic profile (default: onnx; e.g. ort-cpu-x86)")
+    s.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
+                   help="a static shape for an input with symbolic dimensions (repeat per input)")
+    s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("conform", help="compare a vendor runtime with qnnref, bit for bit "
+                       "(qnnref conform onnxruntime --help)", add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_conform)
+
     s = sub.add_parser("kernels", help="what the compiled kernels support on this machine")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_kernels)
@@ -285,7 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["conform"]:
+        # the conformance harness parses its own options (qnnref conform --help)
+        args = argparse.Namespace(func=cmd_conform, rest=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (QnnError, CliError) as e:

@@ -51,3 +51,11 @@ def convert(in_path, out_path, profile: str = "onnx", *, input_shapes: dict | No
     from .. import save
     model = import_onnx(in_path, profile, input_shapes=input_shapes, constants=constants)
     return save(model, out_path)
+
+
+def export_onnx(model, path, format: str = "qdq"):
+    """Write a qnnref Model (or Graph) as an ONNX model that any ONNX runtime
+    runs: ``format="qdq"`` or ``"qoperator"``. See qnnref.onnx.exporter."""
+    _require_onnx()
+    from .exporter import export_onnx as _export
+    return _export(model, path, format=format)
