@@ -25,16 +25,26 @@ ISA_FLAGS = {
 }
 KERNEL_DIR = os.path.join("qnnref", "_kernels")
 
-# (module name, sources): one extension; each source's ISA is its name's suffix.
-EXTENSIONS = [
-    ("qnnref._kernels._ext",
-     [os.path.join(KERNEL_DIR, "_ext.pyx")] + sorted(glob.glob(os.path.join(KERNEL_DIR, "src", "*.cpp")))),
-]
-
-
 def isa_of(source: str) -> str:
     stem = os.path.splitext(os.path.basename(source))[0]
     return "avx2" if stem.endswith("_avx2") else "scalar"
+
+
+def kernel_sources() -> list[str]:
+    """Every source, baseline ones first. Order matters for safety: an inline
+    function or template that baseline and AVX2 code both instantiate (e.g.
+    std::vector<std::thread>::reserve) is linked once, and the GNU linker
+    keeps the first copy it sees: baseline objects first means the copy kept
+    runs on any x86-64 CPU. (qnnref's own header functions are ``static
+    inline``, so they are never shared; tests/kernels/test_isa_safety.py
+    checks that no shared symbol holds AVX instructions.)"""
+    sources = sorted(glob.glob(os.path.join(KERNEL_DIR, "src", "*.cpp")))
+    return ([os.path.join(KERNEL_DIR, "_ext.pyx")] + [s for s in sources if isa_of(s) == "scalar"]
+            + [s for s in sources if isa_of(s) == "avx2"])
+
+
+# (module name, sources): one extension; each source's ISA is its name's suffix.
+EXTENSIONS = [("qnnref._kernels._ext", kernel_sources())]
 
 
 class BuildExtPerIsa(build_ext):

@@ -63,7 +63,7 @@ namespace avx2 {
 Status add(const Operand& a, const Operand& b, int32_t dtype, int64_t n, const AddParams& ap, const Requant& ra,
            const Requant& rb, const Requant& ro, void* y, int32_t threads);
 }
-inline int32_t add(int32_t isa, const Operand& a, const Operand& b, int32_t dtype, int64_t n, const AddParams& ap,
+static inline int32_t add(int32_t isa, const Operand& a, const Operand& b, int32_t dtype, int64_t n, const AddParams& ap,
                    const Requant& ra, const Requant& rb, const Requant& ro, void* y, int32_t threads) {
   return isa == ISA_AVX2 ? avx2::add(a, b, dtype, n, ap, ra, rb, ro, y, threads)
                          : scalar::add(a, b, dtype, n, ap, ra, rb, ro, y, threads);

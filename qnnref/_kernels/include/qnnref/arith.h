@@ -42,7 +42,7 @@ constexpr int64_t INT32_MAX_ = 2147483647LL;
 // round_quotient: finish the exact division n / d (d >= 1) given the floor
 // quotient q, the remainder r in [0, d) and the sign of n. Returns q or q + 1.
 // The fraction r/d is compared with 1/2 as 2r vs d: exact integers.
-inline int64_t round_quotient(int64_t q, int64_t r, int64_t d, bool negative, Rounding mode) {
+static inline int64_t round_quotient(int64_t q, int64_t r, int64_t d, bool negative, Rounding mode) {
   const bool nonzero = r != 0;
   const bool above = 2 * r > d;
   const bool tie = 2 * r == d;
@@ -61,7 +61,7 @@ inline int64_t round_quotient(int64_t q, int64_t r, int64_t d, bool negative, Ro
 
 // rounding_divide_by_pot: x / 2^e rounded by mode, exactly.
 // REQUIRE |x| < 2^62 and 0 <= e <= 62 (so nothing below overflows).
-inline int64_t rounding_divide_by_pot(int64_t x, int32_t e, Rounding mode) {
+static inline int64_t rounding_divide_by_pot(int64_t x, int32_t e, Rounding mode) {
   if (mode == HALF_UP) {
     // floor((x + 2^(e-1)) / 2^e): TOSA's rounding shift.
     const int64_t half = e > 0 ? (int64_t(1) << (e - 1)) : 0;
@@ -73,7 +73,7 @@ inline int64_t rounding_divide_by_pot(int64_t x, int32_t e, Rounding mode) {
 }
 
 // rounding_divide: n / d (d >= 1) rounded by mode, exactly. REQUIRE |n| < 2^62.
-inline int64_t rounding_divide(int64_t n, int64_t d, Rounding mode) {
+static inline int64_t rounding_divide(int64_t n, int64_t d, Rounding mode) {
   int64_t q = n / d;                                         // truncates toward zero
   if (n % d != 0 && n < 0) q -= 1;                           // now floor(n / d)
   const int64_t r = n - q * d;                               // in [0, d)
@@ -81,13 +81,13 @@ inline int64_t rounding_divide(int64_t n, int64_t d, Rounding mode) {
 }
 
 // saturate: clamp to [lo, hi] (the caller casts to the storage type).
-inline int64_t saturate(int64_t x, int64_t lo, int64_t hi) {
+static inline int64_t saturate(int64_t x, int64_t lo, int64_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
 
 // srdhm: SaturatingRoundingDoublingHighMul of int32 a, b (gemmlowp):
 // a*b / 2^31 rounded half up, INT32_MIN * INT32_MIN -> INT32_MAX.
-inline int64_t srdhm(int64_t a, int64_t b) {
+static inline int64_t srdhm(int64_t a, int64_t b) {
   if (a == INT32_MIN_ && b == INT32_MIN_) return INT32_MAX_;
   const int64_t ab = a * b;
   const int64_t nudged = ab + (ab >= 0 ? (int64_t(1) << 30) : 1 - (int64_t(1) << 30));
@@ -97,7 +97,7 @@ inline int64_t srdhm(int64_t a, int64_t b) {
 // round_float: round to an integral value by mode (same float type).
 // A tie is recognised exactly as |x - rint(x)| == 1/2 (see arith.py).
 template <typename F>
-inline F round_float(F x, Rounding mode) {
+static inline F round_float(F x, Rounding mode) {
   switch (mode) {
     case HALF_TO_EVEN: return std::nearbyint(x);             // default FE_TONEAREST
     case FLOOR: return std::floor(x);
@@ -116,7 +116,7 @@ inline F round_float(F x, Rounding mode) {
 // The clamp of a rounded float before conversion to int64 (arith.py:
 // values beyond +-2^40 saturate later, at the output dtype).
 template <typename F>
-inline int64_t float_to_int64_clamped(F v) {
+static inline int64_t float_to_int64_clamped(F v) {
   const F lim = F(1099511627776.0);                          // 2^40
   if (v > lim) v = lim;
   if (v < -lim) v = -lim;
@@ -126,7 +126,7 @@ inline int64_t float_to_int64_clamped(F v) {
 // multiply_by_quantized_multiplier: apply m ~= multiplier * 2^(shift - 31)
 // to acc (|acc| <= 2^31) by a fixed-point recipe. Sets *error (a REQUIRE
 // failure: gemmlowp's acc * 2^shift does not fit int32) and returns 0 then.
-inline int64_t multiply_by_quantized_multiplier(int64_t acc, int32_t multiplier, int32_t shift,
+static inline int64_t multiply_by_quantized_multiplier(int64_t acc, int32_t multiplier, int32_t shift,
                                                 Rounding mode, DoubleRound double_round,
                                                 bool* error) {
   if (double_round == DOUBLE_ROUND_GEMMLOWP) {

@@ -39,7 +39,7 @@ Status avg_pool2d(const void* x, void* y, const PoolGeometry& g, int32_t dtype, 
                   int threads);
 }
 
-inline int32_t avg_pool2d(int32_t isa, const void* x, void* y, const PoolGeometry& g, int32_t dtype,
+static inline int32_t avg_pool2d(int32_t isa, const void* x, void* y, const PoolGeometry& g, int32_t dtype,
                           const AvgPoolParams& p, int threads) {
   return isa == ISA_AVX2 ? avx2::avg_pool2d(x, y, g, dtype, p, threads)
                          : scalar::avg_pool2d(x, y, g, dtype, p, threads);
@@ -52,7 +52,7 @@ inline int32_t avg_pool2d(int32_t isa, const void* x, void* y, const PoolGeometr
 // acc[c] = the sum of the codes x[n, r, s, c] over the window's taps inside
 // the input, for channels [c0, c1). Exact in int32 (the bound above).
 template <typename T>
-inline void window_sum(const T* x, const PoolGeometry& g, const Taps& rows, const Taps& cols, int64_t n,
+static inline void window_sum(const T* x, const PoolGeometry& g, const Taps& rows, const Taps& cols, int64_t n,
                        int64_t c0, int64_t c1, int32_t* acc) {
   const T* base = x + (n * g.H * g.W) * g.C;
   for (int64_t c = c0; c < c1; ++c) acc[c] = 0;
@@ -69,7 +69,7 @@ inline void window_sum(const T* x, const PoolGeometry& g, const Taps& rows, cons
 // S = acc + padded * zp_x is the sum of the codes with each of the `padded`
 // padded taps counted as zp_x (0 when count_include_pad is false).
 template <typename T>
-inline void finish_same_quant(const int32_t* acc, int64_t count, int64_t padded, const AvgPoolParams& p,
+static inline void finish_same_quant(const int32_t* acc, int64_t count, int64_t padded, const AvgPoolParams& p,
                               int64_t c0, int64_t c1, T* out) {
   for (int64_t c = c0; c < c1; ++c) {
     const int64_t codes_sum = int64_t(acc[c]) + padded * p.x_zero_point;
@@ -81,7 +81,7 @@ inline void finish_same_quant(const int32_t* acc, int64_t count, int64_t padded,
 // Requantize: the prepared multiplier of `count` (a Requant whose arrays
 // start at the count's position), or false if count is not one of p.counts
 // (impossible for a validated geometry).
-inline bool requant_for_count(const AvgPoolParams& p, int64_t count, Requant* out) {
+static inline bool requant_for_count(const AvgPoolParams& p, int64_t count, Requant* out) {
   int64_t lo = 0, hi = p.num_counts;            // binary search in the ascending counts
   while (lo < hi) {
     const int64_t mid = (lo + hi) / 2;

@@ -14,7 +14,7 @@ void clamp(const void* x, int32_t dtype, int64_t n, int32_t lo, int32_t hi, void
 namespace avx2 {
 void clamp(const void* x, int32_t dtype, int64_t n, int32_t lo, int32_t hi, void* y, int32_t threads);
 }
-inline int32_t clamp(int32_t isa, const void* x, int32_t dtype, int64_t n, int32_t lo, int32_t hi, void* y,
+static inline int32_t clamp(int32_t isa, const void* x, int32_t dtype, int64_t n, int32_t lo, int32_t hi, void* y,
                      int32_t threads) {
   if (isa == ISA_AVX2) {
     avx2::clamp(x, dtype, n, lo, hi, y, threads);

@@ -48,7 +48,7 @@ struct Requant {
 
 // apply_requant: one accumulator (|acc| <= 2^31) scaled and rounded per the
 // recipe, before the zero point and clamp. Sets *error on a REQUIRE failure.
-inline int64_t apply_requant(int64_t acc, const Requant& p, int64_t channel, bool* error) {
+static inline int64_t apply_requant(int64_t acc, const Requant& p, int64_t channel, bool* error) {
   const int64_t c = p.per_channel ? channel : 0;
   if (p.kind == FIXED_POINT) {
     return multiply_by_quantized_multiplier(acc, p.multiplier[c], p.shift[c], Rounding(p.rounding),
@@ -64,7 +64,7 @@ inline int64_t apply_requant(int64_t acc, const Requant& p, int64_t channel, boo
 }
 
 // requantize_output: clamp(apply_requant(acc) + zero_point, lo, hi).
-inline int32_t requantize_output(int64_t acc, const Requant& p, int64_t channel, bool* error) {
+static inline int32_t requantize_output(int64_t acc, const Requant& p, int64_t channel, bool* error) {
   return static_cast<int32_t>(saturate(apply_requant(acc, p, channel, error) + p.zero_point, p.lo, p.hi));
 }
 
@@ -74,7 +74,7 @@ inline int32_t requantize_output(int64_t acc, const Requant& p, int64_t channel,
 // whatever the split: results do not depend on the thread count as long as
 // f partitions the OUTPUT and never splits a reduction.
 template <typename F>
-void parallel_for(int threads, int64_t n, int64_t grain, F&& f) {
+static void parallel_for(int threads, int64_t n, int64_t grain, F&& f) {
   if (grain < 1) grain = 1;
   const int64_t chunks = (n + grain - 1) / grain;
   int64_t t = threads < 1 ? 1 : threads;

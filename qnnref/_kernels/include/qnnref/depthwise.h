@@ -70,7 +70,7 @@ Status depthwise_conv2d(const DepthwiseGeometry& g, const DepthwiseWeights& w, c
 }  // namespace avx2
 
 // The dispatcher Cython calls (isa: an Isa code; returns a Status code).
-inline int32_t depthwise_conv2d(int32_t isa, const DepthwiseGeometry& g, const DepthwiseWeights& w,
+static inline int32_t depthwise_conv2d(int32_t isa, const DepthwiseGeometry& g, const DepthwiseWeights& w,
                                 const Requant& rq, int threads, const void* x, void* y) {
   return isa == ISA_AVX2 ? avx2::depthwise_conv2d(g, w, rq, threads, x, y)
                          : scalar::depthwise_conv2d(g, w, rq, threads, x, y);

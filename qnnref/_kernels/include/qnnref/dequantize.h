@@ -19,7 +19,7 @@ namespace avx2 {
 void dequantize(const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner, const float* scale,
                 const int32_t* zp, float* y, int32_t threads);
 }
-inline int32_t dequantize(int32_t isa, const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner,
+static inline int32_t dequantize(int32_t isa, const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner,
                           const float* scale, const int32_t* zp, float* y, int32_t threads) {
   if (isa == ISA_AVX2) {
     avx2::dequantize(x, x_dtype, n, mid, inner, scale, zp, y, threads);

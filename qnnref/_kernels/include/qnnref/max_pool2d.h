@@ -30,12 +30,12 @@ struct Taps {
 };
 
 // floor(a / b) for b >= 1 (C++ division truncates toward zero).
-inline int64_t floor_div(int64_t a, int64_t b) {
+static inline int64_t floor_div(int64_t a, int64_t b) {
   const int64_t q = a / b;
   return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
-inline Taps window_taps(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t dilation, int64_t size) {
+static inline Taps window_taps(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t dilation, int64_t size) {
   const int64_t start = o * stride - pad;
   int64_t first = -floor_div(start, dilation);                // smallest i with start + i*dilation >= 0
   if (first < 0) first = 0;
@@ -61,7 +61,7 @@ Status max_pool2d(const void* x, void* y, const PoolGeometry& g, int32_t dtype, 
                   int threads);
 }
 
-inline int32_t max_pool2d(int32_t isa, const void* x, void* y, const PoolGeometry& g, int32_t dtype,
+static inline int32_t max_pool2d(int32_t isa, const void* x, void* y, const PoolGeometry& g, int32_t dtype,
                           int32_t lo, int32_t hi, int threads) {
   return isa == ISA_AVX2 ? avx2::max_pool2d(x, y, g, dtype, lo, hi, threads)
                          : scalar::max_pool2d(x, y, g, dtype, lo, hi, threads);
@@ -70,7 +70,7 @@ inline int32_t max_pool2d(int32_t isa, const void* x, void* y, const PoolGeometr
 // The scalar computation of output pixel (n, oh, ow), channels [c0, c1):
 // shared by the scalar kernel and the AVX2 kernel's channel remainder.
 template <typename T>
-inline void max_pool_pixel(const T* x, T* out, const PoolGeometry& g, const Taps& rows, const Taps& cols,
+static inline void max_pool_pixel(const T* x, T* out, const PoolGeometry& g, const Taps& rows, const Taps& cols,
                            int64_t n, int64_t c0, int64_t c1, T lo, T hi) {
   const T* base = x + (n * g.H * g.W) * g.C;
   // the first inside tap starts the maximum: padded taps never take part

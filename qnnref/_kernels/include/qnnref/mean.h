@@ -29,7 +29,7 @@ Status mean(const void* x, void* y, int64_t outer, int64_t reduce, int64_t inner
             int32_t x_zero_point, const Requant& p, int threads);
 }
 
-inline int32_t mean(int32_t isa, const void* x, void* y, int64_t outer, int64_t reduce, int64_t inner,
+static inline int32_t mean(int32_t isa, const void* x, void* y, int64_t outer, int64_t reduce, int64_t inner,
                     int32_t dtype, int32_t x_zero_point, const Requant& p, int threads) {
   return isa == ISA_AVX2 ? avx2::mean(x, y, outer, reduce, inner, dtype, x_zero_point, p, threads)
                          : scalar::mean(x, y, outer, reduce, inner, dtype, x_zero_point, p, threads);
@@ -47,7 +47,7 @@ constexpr int64_t MEAN_ROW_BLOCK = 64;
 
 // acc[c] (+)= sum over r < R of x[r * inner + c], for channels [c0, c1).
 template <typename T>
-inline void mean_sum_columns(const T* x, int64_t reduce, int64_t inner, int64_t c0, int64_t c1, int32_t* acc) {
+static inline void mean_sum_columns(const T* x, int64_t reduce, int64_t inner, int64_t c0, int64_t c1, int32_t* acc) {
   for (int64_t c = c0; c < c1; ++c) acc[c] = 0;
   for (int64_t r = 0; r < reduce; ++r) {
     const T* row = x + r * inner;
@@ -57,7 +57,7 @@ inline void mean_sum_columns(const T* x, int64_t reduce, int64_t inner, int64_t 
 
 // The sum of x[i] for i in [i0, i1).
 template <typename T>
-inline int32_t mean_sum_range(const T* x, int64_t i0, int64_t i1) {
+static inline int32_t mean_sum_range(const T* x, int64_t i0, int64_t i1) {
   int32_t s = 0;
   for (int64_t i = i0; i < i1; ++i) s += x[i];
   return s;

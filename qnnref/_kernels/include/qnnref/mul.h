@@ -19,7 +19,7 @@ namespace avx2 {
 Status mul(const Operand& a, const Operand& b, int32_t dtype, int64_t n, const Requant& r, void* y,
            int32_t threads);
 }
-inline int32_t mul(int32_t isa, const Operand& a, const Operand& b, int32_t dtype, int64_t n, const Requant& r,
+static inline int32_t mul(int32_t isa, const Operand& a, const Operand& b, int32_t dtype, int64_t n, const Requant& r,
                    void* y, int32_t threads) {
   return isa == ISA_AVX2 ? avx2::mul(a, b, dtype, n, r, y, threads) : scalar::mul(a, b, dtype, n, r, y, threads);
 }

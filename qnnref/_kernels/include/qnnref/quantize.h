@@ -32,7 +32,7 @@ Status quantize(const float* x, int64_t n, int64_t mid, int64_t inner, const flo
                 const double* factor_f64, const int32_t* zp, const QuantizeParams& q, int32_t out_dtype, void* y,
                 int32_t threads);
 }
-inline int32_t quantize(int32_t isa, const float* x, int64_t n, int64_t mid, int64_t inner, const float* factor_f32,
+static inline int32_t quantize(int32_t isa, const float* x, int64_t n, int64_t mid, int64_t inner, const float* factor_f32,
                         const double* factor_f64, const int32_t* zp, const QuantizeParams& q, int32_t out_dtype,
                         void* y, int32_t threads) {
   return isa == ISA_AVX2 ? avx2::quantize(x, n, mid, inner, factor_f32, factor_f64, zp, q, out_dtype, y, threads)

@@ -22,7 +22,7 @@ Status requantize_row(const int32_t* acc, int64_t n, const Requant& p, int64_t c
 
 // The dispatcher Cython calls: the ISA is an explicit argument (an Isa code);
 // returns a Status code.
-inline int32_t requantize_row(int32_t isa, const int32_t* acc, int64_t n, const Requant& p, int64_t ch0,
+static inline int32_t requantize_row(int32_t isa, const int32_t* acc, int64_t n, const Requant& p, int64_t ch0,
                              int32_t out_dtype, void* out) {
   return isa == ISA_AVX2 ? avx2::requantize_row(acc, n, p, ch0, out_dtype, out)
                          : scalar::requantize_row(acc, n, p, ch0, out_dtype, out);
@@ -69,7 +69,7 @@ static inline void for_each_segment(int64_t f0, int64_t n, int64_t mid, int64_t 
 }
 
 // Requant of one channel c of a per-channel Requant, as a per-tensor one.
-inline Requant channel_requant(const Requant& p, int64_t c) {
+static inline Requant channel_requant(const Requant& p, int64_t c) {
   Requant q = p;
   if (p.per_channel) {
     q.multiplier += c;
@@ -81,7 +81,7 @@ inline Requant channel_requant(const Requant& p, int64_t c) {
   return q;
 }
 
-inline int64_t dtype_bytes(int32_t dtype) { return dtype == DT_INT16 ? 2 : (dtype == DT_INT32 ? 4 : 1); }
+static inline int64_t dtype_bytes(int32_t dtype) { return dtype == DT_INT16 ? 2 : (dtype == DT_INT32 ? 4 : 1); }
 
 // requantize_tensor: the requantize operator on n elements of x (x_dtype),
 // element f with channel c = (f / inner) % mid:
@@ -100,7 +100,7 @@ Status requantize_tensor(const void* x, int32_t x_dtype, int64_t n, int64_t mid,
                          const int32_t* x_zp, const int32_t* y_zp, const Requant& p, int32_t out_dtype,
                          void* y, int32_t threads);
 }
-inline int32_t requantize_tensor(int32_t isa, const void* x, int32_t x_dtype, int64_t n, int64_t mid,
+static inline int32_t requantize_tensor(int32_t isa, const void* x, int32_t x_dtype, int64_t n, int64_t mid,
                                  int64_t inner, const int32_t* x_zp, const int32_t* y_zp, const Requant& p,
                                  int32_t out_dtype, void* y, int32_t threads) {
   return isa == ISA_AVX2 ? avx2::requantize_tensor(x, x_dtype, n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads)
@@ -184,7 +184,7 @@ namespace rq {
 // explicit direction is IEEE roundToIntegral, as nearbyint/floor/ceil/trunc;
 // a tie is |v - rint(v)| == 1/2, exact as in arith.h (false for inf, NaN).
 template <Rounding M>
-inline __m256 round8(__m256 v) {
+static inline __m256 round8(__m256 v) {
   constexpr int kNoExc = _MM_FROUND_NO_EXC;
   if constexpr (M == HALF_TO_EVEN) return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | kNoExc);
   if constexpr (M == FLOOR) return _mm256_round_ps(v, _MM_FROUND_TO_NEG_INF | kNoExc);
@@ -203,7 +203,7 @@ inline __m256 round8(__m256 v) {
 }
 
 template <Rounding M>
-inline __m256d round4(__m256d v) {
+static inline __m256d round4(__m256d v) {
   constexpr int kNoExc = _MM_FROUND_NO_EXC;
   if constexpr (M == HALF_TO_EVEN) return _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | kNoExc);
   if constexpr (M == FLOOR) return _mm256_round_pd(v, _MM_FROUND_TO_NEG_INF | kNoExc);
@@ -266,16 +266,16 @@ struct FloatFinish {
 
 // Store 8 int32 lanes, each already in the range of the storage type, at
 // out (the packs saturate, which then changes nothing).
-inline void store8(int32_t* out, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v); }
-inline __m128i pack8_i16(__m256i v) {
+static inline void store8(int32_t* out, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v); }
+static inline __m128i pack8_i16(__m256i v) {
   return _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
-inline void store8(int16_t* out, __m256i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(out), pack8_i16(v)); }
-inline void store8(int8_t* out, __m256i v) {
+static inline void store8(int16_t* out, __m256i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(out), pack8_i16(v)); }
+static inline void store8(int8_t* out, __m256i v) {
   const __m128i w = pack8_i16(v);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packs_epi16(w, w));
 }
-inline void store8(uint8_t* out, __m256i v) {
+static inline void store8(uint8_t* out, __m256i v) {
   const __m128i w = pack8_i16(v);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w, w));
 }
@@ -286,7 +286,7 @@ using ModeTag = std::integral_constant<Rounding, M>;
 // f(ModeTag<mode>{}) for the run-time rounding mode: one instantiation of f
 // per mode, so that loops carry no branch on the mode.
 template <class F>
-inline auto with_mode(int32_t mode, F&& f) {
+static inline auto with_mode(int32_t mode, F&& f) {
   switch (mode) {
     case HALF_TO_EVEN: return f(ModeTag<HALF_TO_EVEN>{});
     case HALF_AWAY_FROM_ZERO: return f(ModeTag<HALF_AWAY_FROM_ZERO>{});

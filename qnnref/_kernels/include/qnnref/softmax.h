@@ -48,7 +48,7 @@ Status softmax(const void* x, void* y, int64_t rows, int64_t depth, int32_t x_si
                int threads);
 }
 
-inline int32_t softmax(int32_t isa, const void* x, void* y, int64_t rows, int64_t depth, int32_t x_signed,
+static inline int32_t softmax(int32_t isa, const void* x, void* y, int64_t rows, int64_t depth, int32_t x_signed,
                        const SoftmaxParams& p, int threads) {
   return isa == ISA_AVX2 ? avx2::softmax(x, y, rows, depth, x_signed, p, threads)
                          : scalar::softmax(x, y, rows, depth, x_signed, p, threads);
@@ -70,12 +70,12 @@ constexpr int32_t EXP_BARREL_FIRST_J = -2;
 constexpr int64_t EXP_BARREL[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
 
 // x * 2^exponent saturated to int32 (exponent >= 0; |x| < 2^32).
-inline int64_t saturating_left_shift(int64_t x, int32_t exponent) {
+static inline int64_t saturating_left_shift(int64_t x, int32_t exponent) {
   const int64_t v = x * (int64_t(1) << exponent);
   return v < INT32_MIN_ ? INT32_MIN_ : (v > INT32_MAX_ ? INT32_MAX_ : v);
 }
 
-inline int64_t exp_on_interval_between_negative_one_quarter_and_0_excl(int64_t a) {
+static inline int64_t exp_on_interval_between_negative_one_quarter_and_0_excl(int64_t a) {
   // exp(a) for a in [-1/4, 0); a and the result are Q0.31.
   // Step 1: Taylor expansion around -1/8 in x = a + 1/8 (1/8 is 2^28 in Q0.31).
   const int64_t x = a + (int64_t(1) << 28);
@@ -89,7 +89,7 @@ inline int64_t exp_on_interval_between_negative_one_quarter_and_0_excl(int64_t a
   return EXP_MINUS_ONE_EIGHTH + srdhm(EXP_MINUS_ONE_EIGHTH, x + poly);
 }
 
-inline int64_t exp_on_negative_values(int64_t a) {
+static inline int64_t exp_on_negative_values(int64_t a) {
   // exp(a) for a <= 0; a is Q5.26 (a > -32), the result Q0.31 (1 is 2^31 - 1).
   // Step 1: split a = r - k/4 with r in [-1/4, 0) (1/4 is 2^24 in Q5.26) and
   // k/4 >= 0 a multiple of 1/4: r = (a mod 1/4) - 1/4, k/4 = r - a.
@@ -108,7 +108,7 @@ inline int64_t exp_on_negative_values(int64_t a) {
   return a == 0 ? SOFTMAX_INT32_MAX : result;
 }
 
-inline int64_t one_over_one_plus_x_for_x_in_0_1(int64_t a) {
+static inline int64_t one_over_one_plus_x_for_x_in_0_1(int64_t a) {
   // 1 / (1 + a) for a in [0, 1); a and the result are Q0.31.
   // Step 1: half the denominator, (1 + a) / 2 in [1/2, 1), Q0.31: (a + 2^31) // 2.
   const int64_t half_denominator = (a + SOFTMAX_INT32_MAX + 1) >> 1;
@@ -126,7 +126,7 @@ inline int64_t one_over_one_plus_x_for_x_in_0_1(int64_t a) {
 
 // sum_of_exps > 0 is Q12.19 (below 2^31). Sets shifted_scale and
 // num_bits_over_unit with 1 / sum = shifted_scale / 2^31 / 2^num_bits_over_unit.
-inline void get_reciprocal(int64_t sum_of_exps, int64_t* shifted_scale, int32_t* num_bits_over_unit) {
+static inline void get_reciprocal(int64_t sum_of_exps, int64_t* shifted_scale, int32_t* num_bits_over_unit) {
   // Step 1: the number of leading zeros of the 32-bit sum (its bit length is 20..31).
   int32_t bit_length = 0;
   for (int32_t k = 0; k < 32; ++k) bit_length += (sum_of_exps >> k) > 0 ? 1 : 0;
@@ -144,11 +144,11 @@ inline void get_reciprocal(int64_t sum_of_exps, int64_t* shifted_scale, int32_t*
 // ---------------------------------------------------------------------------
 
 // Step 4's term: an exponential rounded to Q12.19.
-inline int64_t exp_in_q12_19(int64_t e) { return rounding_divide_by_pot(e, 31 - 19, HALF_AWAY_FROM_ZERO); }
+static inline int64_t exp_in_q12_19(int64_t e) { return rounding_divide_by_pot(e, 31 - 19, HALF_AWAY_FROM_ZERO); }
 
 // Steps 6 to 8 for one exponential e of a row whose reciprocal is
 // (shifted_scale, num_bits_over_unit).
-inline int32_t softmax_output(int64_t e, int64_t shifted_scale, int32_t num_bits_over_unit, const SoftmaxParams& p) {
+static inline int32_t softmax_output(int64_t e, int64_t shifted_scale, int32_t num_bits_over_unit, const SoftmaxParams& p) {
   // Step 6: p = prob * 2^-(31 + num_bits_over_unit).
   const int64_t prob = srdhm(shifted_scale, e);
   // Step 7: p / s_y = prob * out_multiplier / 2^exponent, rounded exactly;

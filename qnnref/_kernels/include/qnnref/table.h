@@ -19,7 +19,7 @@ namespace avx2 {
 Status table(const uint8_t* x, uint8_t* y, int64_t n, int32_t x_signed, const uint8_t* lut, int threads);
 }
 
-inline int32_t table(int32_t isa, const uint8_t* x, uint8_t* y, int64_t n, int32_t x_signed, const uint8_t* lut,
+static inline int32_t table(int32_t isa, const uint8_t* x, uint8_t* y, int64_t n, int32_t x_signed, const uint8_t* lut,
                      int threads) {
   return isa == ISA_AVX2 ? avx2::table(x, y, n, x_signed, lut, threads)
                          : scalar::table(x, y, n, x_signed, lut, threads);
@@ -30,7 +30,7 @@ constexpr int64_t TABLE_GRAIN = 1 << 16;
 
 // The scalar lookup of elements [i0, i1): shared by the scalar kernel and the
 // AVX2 kernel's remainder. flip is 0x80 for int8 x, 0 for uint8 x.
-inline void table_range(const uint8_t* x, uint8_t* y, int64_t i0, int64_t i1, uint8_t flip, const uint8_t* lut) {
+static inline void table_range(const uint8_t* x, uint8_t* y, int64_t i0, int64_t i1, uint8_t flip, const uint8_t* lut) {
   for (int64_t i = i0; i < i1; ++i) y[i] = lut[x[i] ^ flip];
 }
 
