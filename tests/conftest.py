@@ -169,3 +169,9 @@ def run1(model, *arrays) -> np.ndarray:
     assert len(arrays) == len(model.inputs)
     (y,) = model.run({i.name: a for i, a in zip(model.inputs, arrays)}).values()
     return y
+
+
+# The kernel-test helpers of tests/kernels/conftest.py, importable as
+# ``from conftest import ...`` from tests/kernels (a package, so that its
+# test modules may share basenames with tests/ops: kernels.test_matmul).
+from kernels.conftest import assert_all_backends_agree, kernel_models, needs_kernels  # noqa: E402,F401
