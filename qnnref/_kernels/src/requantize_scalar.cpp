@@ -25,5 +25,11 @@ Status requantize_row(const int32_t* acc, int64_t n, const Requant& p, int64_t c
   }
 }
 
+Status requantize_tensor(const void* x, int32_t x_dtype, int64_t n, int64_t mid, int64_t inner,
+                         const int32_t* x_zp, const int32_t* y_zp, const Requant& p, int32_t out_dtype,
+                         void* y, int32_t threads) {
+  return requantize_tensor_for<ISA_SCALAR>(x, x_dtype, n, mid, inner, x_zp, y_zp, p, out_dtype, y, threads);
+}
+
 }  // namespace scalar
 }  // namespace qnnref
