@@ -4,7 +4,8 @@
 // AVX2 GEMM: the register tiles of the two packed formats (include/qnnref/gemm.h),
 // A-row packing and the epilogue, with the shared driver.
 //
-// Register tile: R <= 6 rows x 16 columns = 2R accumulators of 8 int32.
+// Register tiles: R rows x 16 columns = 2R accumulators of 8 int32, R <= 6
+// (pairs) or R <= 4 (nibbles, which need more temporaries).
 // Pairs: per pair of rows (k, k+1) of B, two 16-byte loads sign-extended to
 // int16 (VPMOVSXBW), and per row of A one broadcast int16 pair; VPMADDWD
 // gives a_k * b_k + a_k+1 * b_k+1 per column in int32 (exact: <= 2 * 255 * 128
@@ -121,6 +122,31 @@ static void tile_pairs(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t 
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc0[r]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), acc1[r]);
   }
+}
+
+// One row (GEMV): memory-bound, it streams the panel once. Two pairs of
+// rows per iteration into four accumulators, and a prefetch 1 KB ahead.
+template <>
+void tile_pairs<1>(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t k_pad, int32_t* c, int64_t ldc) {
+  (void)lda;
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  const int64_t pairs = k_pad / 2;
+  int64_t i = 0;
+  for (; i + 2 <= pairs; i += 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + 32 * i + 1024), _MM_HINT_T0);
+    const __m256i a0 = broadcast_i32(a + 4 * i), a1 = broadcast_i32(a + 4 * i + 4);
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(a0, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 32 * i)))));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(a0, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 32 * i + 16)))));
+    s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(a1, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 32 * i + 32)))));
+    s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(a1, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 32 * i + 48)))));
+  }
+  if (i < pairs) {
+    const __m256i a0 = broadcast_i32(a + 4 * i);
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(a0, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 32 * i)))));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(a0, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 32 * i + 16)))));
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_add_epi32(s0, s2));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 8), _mm256_add_epi32(s1, s3));
 }
 
 // The full 6 x 16 pairs tile: the same computation as tile_pairs<6>, written
@@ -241,6 +267,121 @@ static void tile_nibbles(const uint8_t* a, int64_t lda, const uint8_t* b, int64_
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc0[r]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), acc1[r]);
   }
+}
+
+// The full 4 x 16 nibbles tile: the same computation as tile_nibbles<4>,
+// in assembly for the same reason as tile_pairs<6>. Registers: ymm0..7 the
+// accumulators (row r, columns 0..7 in ymm(2r), 8..15 in ymm(2r+1)), ymm15
+// the nibble mask, ymm14 int16 ones, ymm8/ymm9 the unpacked B, ymm10/ymm11
+// the broadcast A quads, ymm12/ymm13 the int16 pair sums.
+template <>
+void tile_nibbles<4>(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t k_pad, int32_t* c, int64_t ldc) {
+  int64_t octets = k_pad / 8;
+  const uint8_t* a3 = a + 3 * lda;
+  int32_t* c3 = c + 3 * ldc;
+  const int64_t ldc_bytes = ldc * 4;
+  asm volatile(
+      "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
+      "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+      "vpxor %%xmm2, %%xmm2, %%xmm2\n\t"
+      "vpxor %%xmm3, %%xmm3, %%xmm3\n\t"
+      "vpxor %%xmm4, %%xmm4, %%xmm4\n\t"
+      "vpxor %%xmm5, %%xmm5, %%xmm5\n\t"
+      "vpxor %%xmm6, %%xmm6, %%xmm6\n\t"
+      "vpxor %%xmm7, %%xmm7, %%xmm7\n\t"
+      "movl $0x0F0F0F0F, %%eax\n\t"
+      "vmovd %%eax, %%xmm15\n\t"
+      "vpbroadcastd %%xmm15, %%ymm15\n\t"
+      "movl $0x00010001, %%eax\n\t"
+      "vmovd %%eax, %%xmm14\n\t"
+      "vpbroadcastd %%xmm14, %%ymm14\n\t"
+      "test %[octets], %[octets]\n\t"
+      "jz 2f\n\t"
+      "1:\n\t"
+      // columns 0..7: low nibbles = rows k..k+3 (ymm9), high nibbles = rows k+4..k+7 (ymm8)
+      "vmovdqu 0(%[b]), %%ymm8\n\t"
+      "vpand %%ymm15, %%ymm8, %%ymm9\n\t"
+      "vpsrlw $4, %%ymm8, %%ymm8\n\t"
+      "vpand %%ymm15, %%ymm8, %%ymm8\n\t"
+      "vpbroadcastd (%[a]), %%ymm10\n\t"  // row 0: a[k..k+3]
+      "vpbroadcastd 4(%[a]), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm0, %%ymm0\n\t"
+      "vpbroadcastd (%[a],%[lda]), %%ymm10\n\t"  // row 1: a[k..k+3]
+      "vpbroadcastd 4(%[a],%[lda]), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm2, %%ymm2\n\t"
+      "vpbroadcastd (%[a],%[lda],2), %%ymm10\n\t"  // row 2: a[k..k+3]
+      "vpbroadcastd 4(%[a],%[lda],2), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm4, %%ymm4\n\t"
+      "vpbroadcastd (%[a3]), %%ymm10\n\t"  // row 3: a[k..k+3]
+      "vpbroadcastd 4(%[a3]), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm6, %%ymm6\n\t"
+      // columns 8..15: low nibbles = rows k..k+3 (ymm9), high nibbles = rows k+4..k+7 (ymm8)
+      "vmovdqu 32(%[b]), %%ymm8\n\t"
+      "vpand %%ymm15, %%ymm8, %%ymm9\n\t"
+      "vpsrlw $4, %%ymm8, %%ymm8\n\t"
+      "vpand %%ymm15, %%ymm8, %%ymm8\n\t"
+      "vpbroadcastd (%[a]), %%ymm10\n\t"  // row 0: a[k..k+3]
+      "vpbroadcastd 4(%[a]), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm1, %%ymm1\n\t"
+      "vpbroadcastd (%[a],%[lda]), %%ymm10\n\t"  // row 1: a[k..k+3]
+      "vpbroadcastd 4(%[a],%[lda]), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm3, %%ymm3\n\t"
+      "vpbroadcastd (%[a],%[lda],2), %%ymm10\n\t"  // row 2: a[k..k+3]
+      "vpbroadcastd 4(%[a],%[lda],2), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm5, %%ymm5\n\t"
+      "vpbroadcastd (%[a3]), %%ymm10\n\t"  // row 3: a[k..k+3]
+      "vpbroadcastd 4(%[a3]), %%ymm11\n\t"  //        a[k+4..k+7]
+      "vpmaddubsw %%ymm9, %%ymm10, %%ymm12\n\t"
+      "vpmaddubsw %%ymm8, %%ymm11, %%ymm13\n\t"
+      "vpaddw %%ymm13, %%ymm12, %%ymm12\n\t"
+      "vpmaddwd %%ymm14, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm12, %%ymm7, %%ymm7\n\t"
+      "addq $64, %[b]\n\t"
+      "addq $8, %[a]\n\t"
+      "addq $8, %[a3]\n\t"
+      "decq %[octets]\n\t"
+      "jnz 1b\n\t"
+      "2:\n\t"
+      "vmovdqu %%ymm0, (%[c])\n\t"
+      "vmovdqu %%ymm1, 32(%[c])\n\t"
+      "vmovdqu %%ymm2, (%[c],%[ldc_bytes])\n\t"
+      "vmovdqu %%ymm3, 32(%[c],%[ldc_bytes])\n\t"
+      "vmovdqu %%ymm4, (%[c],%[ldc_bytes],2)\n\t"
+      "vmovdqu %%ymm5, 32(%[c],%[ldc_bytes],2)\n\t"
+      "vmovdqu %%ymm6, (%[c3])\n\t"
+      "vmovdqu %%ymm7, 32(%[c3])\n\t"
+      : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [octets] "+r"(octets)
+      : [lda] "r"(lda), [c] "r"(c), [c3] "r"(c3), [ldc_bytes] "r"(ldc_bytes)
+      : "rax", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
 }
 
 // The epilogue of a row, 8 columns at a time (gemm_finish_element for the

@@ -48,7 +48,8 @@ namespace qnnref {
 enum GemmFormat : int32_t { GEMM_PAIRS = 0, GEMM_NIBBLES = 1 };
 
 constexpr int64_t GEMM_NR = 16;  // columns per packed panel
-constexpr int64_t GEMM_MR = 6;   // rows per register tile
+constexpr int64_t GEMM_MR = 6;   // rows per register tile (pairs format)
+constexpr int64_t GEMM_MR_NIBBLES = 4;  // rows per register tile (nibbles format)
 
 // K padded to the packed format's row granularity (pairs: 2, nibbles: 8).
 inline int64_t gemm_k_pad(int32_t format, int64_t k) {

@@ -29,6 +29,22 @@
 // L1) into a row-block accumulator, which is then finished and requantized
 // row by row (requantize_row of this ISA).
 
+// Working memory of one thread's share (gemm_driver.h's `work`). The calling
+// thread keeps its copy between calls (thread_local), so a model run does
+// not allocate (and page-fault) fresh buffers each time; worker threads of
+// parallel_for are new per call and allocate theirs.
+struct GemmScratch {
+  std::vector<uint8_t> a_block;
+  std::vector<int32_t> rowsum, dot, acc;
+  std::vector<Segment> segments;
+};
+
+template <typename T>
+static T* grow(std::vector<T>& v, int64_t n) {
+  if (int64_t(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
 static void run_tile(int32_t format, int64_t rows, const uint8_t* a, int64_t lda, const uint8_t* b,
                      int64_t k_pad, int32_t* c, int64_t ldc) {
   if (format == GEMM_PAIRS) {
@@ -45,9 +61,7 @@ static void run_tile(int32_t format, int64_t rows, const uint8_t* a, int64_t lda
       case 1: tile_nibbles<1>(a, lda, b, k_pad, c, ldc); break;
       case 2: tile_nibbles<2>(a, lda, b, k_pad, c, ldc); break;
       case 3: tile_nibbles<3>(a, lda, b, k_pad, c, ldc); break;
-      case 4: tile_nibbles<4>(a, lda, b, k_pad, c, ldc); break;
-      case 5: tile_nibbles<5>(a, lda, b, k_pad, c, ldc); break;
-      default: tile_nibbles<6>(a, lda, b, k_pad, c, ldc); break;
+      default: tile_nibbles<4>(a, lda, b, k_pad, c, ldc); break;
     }
   }
 }
@@ -60,10 +74,13 @@ Status gemm(const Im2col& rows, int64_t m, const PackedB& b, const GemmOutput& o
   // bytes per packed A row; +64 so that rows do not alias in the cache when
   // k_pad is a large power of two
   const int64_t lda = k_pad * (format == GEMM_PAIRS ? 2 : 1) + 64;
-  int64_t mc = (int64_t(256) * 1024 / lda) / GEMM_MR * GEMM_MR;
-  mc = mc < GEMM_MR ? GEMM_MR : (mc > 20 * GEMM_MR ? 20 * GEMM_MR : mc);
+  const int64_t mr = format == GEMM_PAIRS ? GEMM_MR : GEMM_MR_NIBBLES;  // rows per register tile
+  const int64_t mr_lcm = 12;                                                // a multiple of both
+  int64_t mc = (int64_t(256) * 1024 / lda) / mr_lcm * mr_lcm;
+  mc = mc < mr_lcm ? mr_lcm : (mc > 120 ? 120 : mc);
   int64_t chunk = int64_t(768) * 1024 / (panel_bytes > 0 ? panel_bytes : 1);
-  chunk = chunk < 1 ? 1 : (chunk > panels ? panels : chunk);
+  chunk = chunk < 1 ? 1 : (chunk > 64 ? 64 : chunk);
+  chunk = chunk > panels ? panels : chunk;
   const int64_t ldc = chunk * GEMM_NR;
   const int64_t itemsize = out.out_dtype == DT_INT16 ? 2 : (out.out_dtype == DT_INT32 ? 4 : 1);
   const int64_t max_segments = rows.kh * rows.kw;
@@ -72,41 +89,42 @@ Status gemm(const Im2col& rows, int64_t m, const PackedB& b, const GemmOutput& o
   // Rows [r0, r1) times panels [p0, p1): one thread's share of the output.
   auto work = [&](int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
     const int64_t block = mc < r1 - r0 ? mc : r1 - r0;
-    std::vector<uint8_t> a_block(static_cast<size_t>(block * lda));
-    std::vector<int32_t> rowsum(static_cast<size_t>(block));
-    std::vector<int32_t> dot(static_cast<size_t>(GEMM_MR * ldc));
-    std::vector<int32_t> acc(static_cast<size_t>(ldc));
-    std::vector<Segment> segments(static_cast<size_t>(max_segments));
+    static thread_local GemmScratch scratch;
+    uint8_t* a_block = grow(scratch.a_block, block * lda);
+    int32_t* rowsum = grow(scratch.rowsum, block);
+    int32_t* dot = grow(scratch.dot, GEMM_MR * ldc);
+    int32_t* acc = grow(scratch.acc, ldc);
+    Segment* segments = grow(scratch.segments, max_segments);
     for (int64_t mb = r0; mb < r1; mb += block) {
       const int64_t mrows = block < r1 - mb ? block : r1 - mb;
       // Step 1: pack this block of A rows (im2col + zero point / offset).
       for (int64_t i = 0; i < mrows; ++i) {
-        const int64_t nseg = im2col_segments(rows, mb + i, segments.data());
-        rowsum[i] = pack_a_row(format, segments.data(), nseg, rows, k_pad, a_block.data() + i * lda);
+        const int64_t nseg = im2col_segments(rows, mb + i, segments);
+        rowsum[i] = pack_a_row(format, segments, nseg, rows, k_pad, a_block + i * lda);
       }
       for (int64_t pc = p0; pc < p1; pc += chunk) {
         const int64_t pe = pc + chunk < p1 ? pc + chunk : p1;
         const int64_t n0 = pc * GEMM_NR;
         const int64_t ncols = (pe * GEMM_NR < b.n ? pe * GEMM_NR : b.n) - n0;
-        for (int64_t rb = 0; rb < mrows; rb += GEMM_MR) {
-          const int64_t tile_rows = GEMM_MR < mrows - rb ? GEMM_MR : mrows - rb;
+        for (int64_t rb = 0; rb < mrows; rb += mr) {
+          const int64_t tile_rows = mr < mrows - rb ? mr : mrows - rb;
           // Step 2: the exact dot products of the tile rows with each panel.
           for (int64_t p = pc; p < pe; ++p) {
-            run_tile(format, tile_rows, a_block.data() + rb * lda, lda, b.data + p * panel_bytes, k_pad,
-                     dot.data() + (p - pc) * GEMM_NR, ldc);
+            run_tile(format, tile_rows, a_block + rb * lda, lda, b.data + p * panel_bytes, k_pad,
+                     dot + (p - pc) * GEMM_NR, ldc);
           }
           // Step 3: zero-point corrections and bias, then requantization.
           for (int64_t r = 0; r < tile_rows; ++r) {
             const int64_t row = mb + rb + r;
-            const bool overflow = finish_row(dot.data() + r * ldc, ncols, rowsum[rb + r],
+            const bool overflow = finish_row(dot + r * ldc, ncols, rowsum[rb + r],
                                              b.any_row_coef ? b.row_coef + n0 : nullptr, b.col_term + n0,
-                                             out.bias ? out.bias + n0 : nullptr, acc.data());
+                                             out.bias ? out.bias + n0 : nullptr, acc);
             if (overflow) {
               status.store(STATUS_NEEDS_REFERENCE, std::memory_order_relaxed);
               continue;
             }
             uint8_t* dst = static_cast<uint8_t*>(out.out) + (row * out.ld + n0) * itemsize;
-            if (requantize_row(acc.data(), ncols, *out.requant, out.channel0 + n0, out.out_dtype, dst) != STATUS_OK) {
+            if (requantize_row(acc, ncols, *out.requant, out.channel0 + n0, out.out_dtype, dst) != STATUS_OK) {
               status.store(STATUS_NEEDS_REFERENCE, std::memory_order_relaxed);
             }
           }
@@ -115,10 +133,10 @@ Status gemm(const Im2col& rows, int64_t m, const PackedB& b, const GemmOutput& o
     }
   };
 
-  const int64_t row_blocks = (m + GEMM_MR - 1) / GEMM_MR;
+  const int64_t row_blocks = (m + mr - 1) / mr;
   if (threads <= 1 || row_blocks >= threads) {
     // split the rows (in whole register tiles); every thread walks all panels
-    parallel_for(threads, m, GEMM_MR, [&](int64_t r0, int64_t r1) { work(r0, r1, 0, panels); });
+    parallel_for(threads, m, mr_lcm, [&](int64_t r0, int64_t r1) { work(r0, r1, 0, panels); });
   } else {
     // few rows (GEMV): split the column panels; every thread packs all rows
     parallel_for(threads, panels, 1, [&](int64_t p0, int64_t p1) { work(0, m, p0, p1); });
