@@ -40,40 +40,59 @@ static inline int32_t hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// One row of A, packed as the scalar pack_a_row does (same values, same sum).
-static int32_t pack_a_row(int32_t format, const Segment* seg, int64_t nseg, const Im2col& g, int64_t k_pad,
-                          uint8_t* dst) {
-  const bool is_signed = g.a_dtype == DT_INT8;
+// x - zp for one run of len bytes into int16 at dst (16 values per step);
+// with Sum, also adds the values into vsum (int32 lanes) and *sum (the
+// scalar remainder).
+template <bool Signed, bool Sum>
+static void center_run(const uint8_t* src, int64_t len, int32_t zp_a, uint8_t* dst, __m256i* vsum, uint32_t* sum) {
+  const __m256i zp = _mm256_set1_epi16(int16_t(zp_a));
+  const __m256i ones = _mm256_set1_epi16(1);
+  int64_t i = 0;
+  for (; i + 16 <= len; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    const __m256i w = _mm256_sub_epi16(Signed ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v), zp);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * i), w);
+    if (Sum) *vsum = _mm256_add_epi32(*vsum, _mm256_madd_epi16(w, ones));
+  }
+  for (; i < len; ++i) {
+    const int16_t v = int16_t(gemm_centered(src[i], Signed, zp_a));
+    std::memcpy(dst + 2 * i, &v, sizeof v);
+    if (Sum) *sum += uint32_t(int32_t(v));
+  }
+}
+
+template <bool Signed, bool Sum>
+static int32_t pack_pairs_row(const Segment* seg, int64_t nseg, int32_t zp_a, int64_t k_pad, uint8_t* dst) {
+  __m256i vsum = _mm256_setzero_si256();
   uint32_t sum = 0;
   int64_t k = 0;
-  if (format == GEMM_PAIRS) {
-    const __m256i zp = _mm256_set1_epi16(int16_t(g.zp_a));
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i vsum = _mm256_setzero_si256();
-    for (int64_t s = 0; s < nseg; ++s) {
-      const uint8_t* src = seg[s].src;
-      const int64_t len = seg[s].len;
-      int64_t i = 0;
-      if (src == nullptr) {
-        std::memset(dst + 2 * k, 0, size_t(2 * len));  // padding: x's zero point, centered: 0
-        k += len;
-        continue;
-      }
-      for (; i + 16 <= len; i += 16, k += 16) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-        const __m256i w = _mm256_sub_epi16(is_signed ? _mm256_cvtepi8_epi16(v) : _mm256_cvtepu8_epi16(v), zp);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * k), w);
-        vsum = _mm256_add_epi32(vsum, _mm256_madd_epi16(w, ones));
-      }
-      for (; i < len; ++i, ++k) {
-        const int16_t v = int16_t(gemm_centered(src[i], is_signed, g.zp_a));
-        std::memcpy(dst + 2 * k, &v, sizeof v);
-        sum += uint32_t(int32_t(v));
-      }
+  for (int64_t s = 0; s < nseg; ++s) {
+    if (seg[s].src == nullptr) {
+      std::memset(dst + 2 * k, 0, size_t(2 * seg[s].len));  // padding: x's zero point, centered: 0
+    } else {
+      center_run<Signed, Sum>(seg[s].src, seg[s].len, zp_a, dst + 2 * k, &vsum, &sum);
     }
-    std::memset(dst + 2 * k, 0, size_t(2 * (k_pad - k)));
-    return int32_t(sum + uint32_t(hsum_epi32(vsum)));
+    k += seg[s].len;
   }
+  std::memset(dst + 2 * k, 0, size_t(2 * (k_pad - k)));
+  return Sum ? int32_t(sum + uint32_t(hsum_epi32(vsum))) : 0;
+}
+
+// One row of A, packed as the scalar pack_a_row does (same values, same
+// sum; the pairs format skips the sum when no column needs it).
+static int32_t pack_a_row(int32_t format, const Segment* seg, int64_t nseg, const Im2col& g, int64_t k_pad,
+                          uint8_t* dst, bool need_sum) {
+  const bool is_signed = g.a_dtype == DT_INT8;
+  if (format == GEMM_PAIRS) {
+    if (is_signed) {
+      return need_sum ? pack_pairs_row<true, true>(seg, nseg, g.zp_a, k_pad, dst)
+                      : pack_pairs_row<true, false>(seg, nseg, g.zp_a, k_pad, dst);
+    }
+    return need_sum ? pack_pairs_row<false, true>(seg, nseg, g.zp_a, k_pad, dst)
+                    : pack_pairs_row<false, false>(seg, nseg, g.zp_a, k_pad, dst);
+  }
+  uint32_t sum = 0;
+  int64_t k = 0;
   const uint8_t pad = gemm_offset(uint8_t(g.zp_a), is_signed);
   const __m256i flip = _mm256_set1_epi8(is_signed ? char(0x80) : 0);
   __m256i vsum = _mm256_setzero_si256();  // four uint64 sums (VPSADBW)

@@ -25,7 +25,8 @@ static inline void store_i16(uint8_t* p, int32_t v) {
 // Nibbles: uint8 a_u = a + o (o = 128 for int8: flip the top bit), padding
 // zp_a + o (the padding value is x's zero point). Zeros up to k_pad.
 static int32_t pack_a_row(int32_t format, const Segment* seg, int64_t nseg, const Im2col& g, int64_t k_pad,
-                          uint8_t* dst) {
+                          uint8_t* dst, bool need_sum) {
+  (void)need_sum;  // always computed here
   const bool is_signed = g.a_dtype == DT_INT8;
   uint32_t sum = 0;
   int64_t k = 0;

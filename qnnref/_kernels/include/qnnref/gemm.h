@@ -107,13 +107,26 @@ struct Segment {
   int64_t len;
 };
 
-// The segments of row m (at most kh * kw): static inline, so that each ISA's
-// translation unit has its own copy (no cross-ISA symbol merging).
-static inline int64_t im2col_segments(const Im2col& g, int64_t m, Segment* seg) {
-  const int64_t ox = m % g.out_w;
-  const int64_t oy = (m / g.out_w) % g.out_h;
-  const int64_t image = m / (g.out_w * g.out_h);
-  const uint8_t* base = g.x + image * g.h * g.w * g.c + g.c_offset;
+// The output position of row m: image, oy, ox (advanced row by row with
+// next(), without dividing).
+struct Im2colPosition {
+  int64_t image, oy, ox;
+  Im2colPosition(const Im2col& g, int64_t m)
+      : image(m / (g.out_h * g.out_w)), oy((m / g.out_w) % g.out_h), ox(m % g.out_w) {}
+  void next(const Im2col& g) {
+    if (++ox < g.out_w) return;
+    ox = 0;
+    if (++oy < g.out_h) return;
+    oy = 0;
+    ++image;
+  }
+};
+
+// The segments of the row at `pos` (at most kh * kw): static inline, so
+// that each ISA's translation unit has its own copy (no cross-ISA symbol
+// merging).
+static inline int64_t im2col_segments(const Im2col& g, const Im2colPosition& pos, Segment* seg) {
+  const uint8_t* base = g.x + pos.image * g.h * g.w * g.c + g.c_offset;
   int64_t count = 0;
   auto add = [&](const uint8_t* src, int64_t len) {
     // merge with the previous run when contiguous (or both padding)
@@ -126,10 +139,14 @@ static inline int64_t im2col_segments(const Im2col& g, int64_t m, Segment* seg) 
     }
   };
   for (int64_t ky = 0; ky < g.kh; ++ky) {
-    const int64_t iy = oy * g.sh - g.top + ky * g.dh;
+    const int64_t iy = pos.oy * g.sh - g.top + ky * g.dh;
+    if (iy < 0 || iy >= g.h) {
+      add(nullptr, g.kw * g.cg);  // a whole kernel row of padding
+      continue;
+    }
     for (int64_t kx = 0; kx < g.kw; ++kx) {
-      const int64_t ix = ox * g.sw - g.left + kx * g.dw;
-      if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
+      const int64_t ix = pos.ox * g.sw - g.left + kx * g.dw;
+      if (ix < 0 || ix >= g.w) {
         add(nullptr, g.cg);
       } else {
         add(base + (iy * g.w + ix) * g.c, g.cg);

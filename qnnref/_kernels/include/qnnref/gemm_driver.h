@@ -5,10 +5,11 @@
 // per-ISA pieces it calls:
 //
 //   int32_t pack_a_row(int32_t format, const Segment* seg, int64_t nseg, const Im2col& g,
-//                      int64_t k_pad, uint8_t* dst)
+//                      int64_t k_pad, uint8_t* dst, bool need_sum)
 //       one row of A in the format's layout (pairs: int16 a - zp_a; nibbles:
 //       uint8 a + o), K values then zeros up to k_pad; returns the row sum
-//       (int32, wrapping) of what it wrote.
+//       (int32, wrapping) of what it wrote (or anything when !need_sum: no
+//       column uses it).
 //   template <int R> void tile_pairs(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t k_pad,
 //                                    int32_t* c, int64_t ldc)
 //   template <int R> void tile_nibbles(...same...)
@@ -98,9 +99,10 @@ Status gemm(const Im2col& rows, int64_t m, const PackedB& b, const GemmOutput& o
     for (int64_t mb = r0; mb < r1; mb += block) {
       const int64_t mrows = block < r1 - mb ? block : r1 - mb;
       // Step 1: pack this block of A rows (im2col + zero point / offset).
-      for (int64_t i = 0; i < mrows; ++i) {
-        const int64_t nseg = im2col_segments(rows, mb + i, segments);
-        rowsum[i] = pack_a_row(format, segments, nseg, rows, k_pad, a_block + i * lda);
+      Im2colPosition pos(rows, mb);
+      for (int64_t i = 0; i < mrows; ++i, pos.next(rows)) {
+        const int64_t nseg = im2col_segments(rows, pos, segments);
+        rowsum[i] = pack_a_row(format, segments, nseg, rows, k_pad, a_block + i * lda, b.any_row_coef != 0);
       }
       for (int64_t pc = p0; pc < p1; pc += chunk) {
         const int64_t pe = pc + chunk < p1 ? pc + chunk : p1;
