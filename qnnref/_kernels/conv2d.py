@@ -15,7 +15,7 @@ import numpy as np
 from .. import dtypes
 from . import ISA_CODES, Kernel, NeedsReference, Unsupported, _ext, register_kernel
 from ._common import DTYPE_CODES, pack_requant
-from .matmul import check_accumulator_bound, int4_in_range, max_centered, pack_weights
+from .matmul import check_accumulator_bound, check_zero_points, int4_in_range, max_centered, pack_weights
 
 
 class ConvState:
@@ -70,6 +70,8 @@ class Conv2DKernel(Kernel):
             zp_w.reshape(groups, s.cout_g) if zp_w.size > 1 else np.broadcast_to(zp_w, (groups, 1)), dtype=np.int32)
         s.geometry = (n, h, wd, c_in, groups, s.cout_g, kh, kw, strides[0], strides[1], dilations[0],
                       dilations[1], pads[0], pads[1], oh, ow)
+        check_zero_points(x_t.dtype, s.zp_x, "x")
+        check_zero_points(w_t.dtype, zp_w, "w")
         x_max = max_centered(x_t.dtype, s.zp_x)
         if w_t.data is not None:
             w = np.asarray(w_t.data)

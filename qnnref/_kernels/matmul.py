@@ -26,6 +26,16 @@ def max_centered(dtype_name: str, zero_points) -> int:
     return int(max(np.abs(dt.min - zp).max(), np.abs(dt.max - zp).max()))
 
 
+def check_zero_points(dtype_name: str, zero_points, what: str) -> None:
+    """The kernels store a - zp_a, b - zp_b and zp + offsets in int16 / bytes:
+    zero points must lie in their dtype's range (the graph checks guarantee
+    it; this keeps the C++ preconditions local)."""
+    dt = dtypes.get(dtype_name)
+    zp = np.asarray(zero_points).reshape(-1)
+    if zp.size and (int(zp.min()) < dt.min or int(zp.max()) > dt.max):
+        raise Unsupported(f"zero point of {what} outside the {dtype_name} range")
+
+
 def check_accumulator_bound(a_max: int, column_bound: int, what: str) -> None:
     """The kernel sums int32 with wrap-around, which is exact when every
     true sum_k (a - zp_a)(b - zp_b) fits int32 (the bias is added after, in
@@ -101,6 +111,8 @@ class MatMulKernel(Kernel):
         zp_b = np.asarray(p["b_zp"]).reshape(-1)
         s.zp_b = np.ascontiguousarray(zp_b, dtype=np.int32).reshape(1, -1)
         s.m, s.k, s.n = m, k, n
+        check_zero_points(a_t.dtype, s.zp_a, "a")
+        check_zero_points(b_t.dtype, zp_b, "b")
         a_max = max_centered(a_t.dtype, s.zp_a)
         if b_t.data is not None:
             mats = np.ascontiguousarray(np.asarray(b_t.data).reshape(-1, k, n))

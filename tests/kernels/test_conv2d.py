@@ -161,7 +161,7 @@ def test_a_realistic_layer(rng):
 # Property test
 # ---------------------------------------------------------------------------
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7),
        cg=st.sampled_from([1, 2, 3, 5, 8, 17]), groups=st.sampled_from([1, 1, 2, 3]),
        cout_g=st.sampled_from([1, 2, 7, 16, 17]), kh=st.integers(1, 3), kw=st.integers(1, 3),

@@ -243,7 +243,7 @@ def test_unprovable_accumulator_bound_runs_on_the_reference(rng):
 # Property test
 # ---------------------------------------------------------------------------
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1),
        a_dtype=st.sampled_from(["int8", "uint8"]),
        b_dtype=st.sampled_from(["int8", "int4", "uint8"]),
