@@ -74,10 +74,8 @@ class Conv2DKernel(Kernel):
         check_zero_points(w_t.dtype, zp_w, "w")
         x_max = max_centered(x_t.dtype, s.zp_x)
         if w_t.data is not None:
-            w = np.asarray(w_t.data)
-            col_abs = np.abs(w.reshape(c_out, -1).astype(np.int64) - zp_w.reshape(-1, 1).astype(np.int64)).sum(axis=1)
-            check_accumulator_bound(x_max, int(col_abs.max()), "max_co sum |w - zp_w|")
-            s.packed = self.pack(s, w)
+            s.packed = self.pack(s, np.asarray(w_t.data))
+            check_accumulator_bound(x_max, s.packed.column_bound, "max_co sum |w - zp_w|")
         else:
             check_accumulator_bound(x_max, s.k * max_centered(w_t.dtype, zp_w), "K * max |w - zp_w|")
             s.packed = None

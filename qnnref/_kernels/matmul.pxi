@@ -4,9 +4,9 @@
 cdef extern from "qnnref/gemm.h" namespace "qnnref":
     int64_t gemm_packed_bytes(int32_t format, int64_t k, int64_t n) nogil
     int64_t gemm_k_pad(int32_t format, int64_t k) nogil
-    void pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n, int64_t k, int64_t n,
-                const int32_t* zp_b, int32_t zp_per_column, int32_t a_dtype, int32_t zp_a, uint8_t* data,
-                int32_t* row_coef, int32_t* col_term) nogil
+    int64_t pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n, int64_t k, int64_t n,
+                   const int32_t* zp_b, int32_t zp_per_column, int32_t a_dtype, int32_t zp_a, uint8_t* data,
+                   int32_t* row_coef, int32_t* col_term) nogil
 
 cdef extern from "qnnref/matmul.h" namespace "qnnref":
     cdef struct MatmulCall:
@@ -41,12 +41,15 @@ def gemm_pack(int32_t b_dtype, object src, int64_t stride_k, int64_t stride_n, i
               const int32_t[::1] zp_b, int32_t a_dtype, int32_t zp_a, uint8_t[::1] data,
               int32_t[::1] row_coef, int32_t[::1] col_term):
     """pack_b of gemm.h: ``src`` is a C-contiguous int8/uint8 array holding
-    B[k, n] at element k * stride_k + n * stride_n; zp_b has 1 or n values."""
+    B[k, n] at element k * stride_k + n * stride_n; zp_b has 1 or n values.
+    Returns max_n sum_k |B[k, n] - zp_b[n]|."""
     cdef const uint8_t[::1] s = src.reshape(-1).view(np.uint8)
     cdef int32_t per_column = zp_b.shape[0] > 1
+    cdef int64_t bound
     with nogil:
-        pack_b(b_dtype, &s[0], stride_k, stride_n, k, n, &zp_b[0], per_column, a_dtype, zp_a, &data[0],
-               &row_coef[0], &col_term[0])
+        bound = pack_b(b_dtype, &s[0], stride_k, stride_n, k, n, &zp_b[0], per_column, a_dtype, zp_a, &data[0],
+                       &row_coef[0], &col_term[0])
+    return bound
 
 
 def matmul_run(int32_t isa, object a, int32_t a_dtype, int32_t zp_a, int64_t m, int64_t k, int64_t n,

@@ -50,9 +50,10 @@ def check_accumulator_bound(a_max: int, column_bound: int, what: str) -> None:
 
 class PackedWeights:
     """A stack of packed [K, N] matrices (gemm.h): data [count, bytes],
-    row_coef and col_term [count, N rounded up to 16], any_row_coef."""
+    row_coef and col_term [count, N rounded up to 16], any_row_coef, and
+    column_bound = max over matrices and columns of sum_k |B[k, n] - zp_b[n]|."""
 
-    __slots__ = ("format", "data", "row_coef", "col_term", "any_row_coef")
+    __slots__ = ("format", "data", "row_coef", "col_term", "any_row_coef", "column_bound")
 
 
 def pack_weights(mats: np.ndarray, b_dtype: str, k: int, n: int, stride_k: int, stride_n: int,
@@ -68,9 +69,11 @@ def pack_weights(mats: np.ndarray, b_dtype: str, k: int, n: int, stride_k: int, 
     n_pad = -(-n // GEMM_NR) * GEMM_NR
     pw.row_coef = np.empty((count, n_pad), np.int32)
     pw.col_term = np.empty((count, n_pad), np.int32)
+    pw.column_bound = 0
     for i in range(count):
-        _ext.gemm_pack(DTYPE_CODES[b_dtype], mats[i], stride_k, stride_n, k, n, zero_points[i],
-                       DTYPE_CODES[a_dtype], zp_a, pw.data[i], pw.row_coef[i], pw.col_term[i])
+        bound = _ext.gemm_pack(DTYPE_CODES[b_dtype], mats[i], stride_k, stride_n, k, n, zero_points[i],
+                               DTYPE_CODES[a_dtype], zp_a, pw.data[i], pw.row_coef[i], pw.col_term[i])
+        pw.column_bound = max(pw.column_bound, bound)
     pw.any_row_coef = int(np.any(pw.row_coef))
     return pw
 
@@ -116,10 +119,9 @@ class MatMulKernel(Kernel):
         a_max = max_centered(a_t.dtype, s.zp_a)
         if b_t.data is not None:
             mats = np.ascontiguousarray(np.asarray(b_t.data).reshape(-1, k, n))
-            col_abs = np.abs(mats.astype(np.int64) - zp_b.astype(np.int64)).sum(axis=1)
-            check_accumulator_bound(a_max, int(col_abs.max()), "max_n sum_k |b - zp_b|")
             s.packed = pack_weights(mats, b_t.dtype, k, n, n, 1, np.broadcast_to(s.zp_b, (len(mats), zp_b.size)),
                                     a_t.dtype, s.zp_a)
+            check_accumulator_bound(a_max, s.packed.column_bound, "max_n sum_k |b - zp_b|")
         else:
             check_accumulator_bound(a_max, k * max_centered(b_t.dtype, zp_b), "K * max |b - zp_b|")
             s.packed = None

@@ -12,9 +12,26 @@ static int32_t load_b(int32_t b_dtype, const void* src, int64_t index) {
   return static_cast<const int8_t*>(src)[index];  // int8, int4 (held in int8)
 }
 
-void pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n, int64_t k, int64_t n,
-            const int32_t* zp_b, int32_t zp_per_column, int32_t a_dtype, int32_t zp_a, uint8_t* data,
-            int32_t* row_coef, int32_t* col_term) {
+// max over columns of sum_k |B[k, n] - zp_b[n]|
+static int64_t max_column_abs_sum(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n, int64_t k,
+                                  int64_t n, const int32_t* zp_b, int32_t zp_per_column) {
+  int64_t best = 0;
+  for (int64_t nn = 0; nn < n; ++nn) {
+    const int64_t zp = zp_b[zp_per_column ? nn : 0];
+    int64_t sum = 0;
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const int64_t d = load_b(b_dtype, src, kk * stride_k + nn * stride_n) - zp;
+      sum += d < 0 ? -d : d;
+    }
+    best = sum > best ? sum : best;
+  }
+  return best;
+}
+
+int64_t pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n, int64_t k, int64_t n,
+               const int32_t* zp_b, int32_t zp_per_column, int32_t a_dtype, int32_t zp_a, uint8_t* data,
+               int32_t* row_coef, int32_t* col_term) {
+  const int64_t bound = max_column_abs_sum(b_dtype, src, stride_k, stride_n, k, n, zp_b, zp_per_column);
   const int32_t format = b_dtype == DT_INT4 ? GEMM_NIBBLES : GEMM_PAIRS;
   const int64_t kp = gemm_k_pad(format, k);
   const int64_t panels = gemm_panels(n);
@@ -39,7 +56,7 @@ void pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n
         col_term[nn] = 0;
       }
     }
-    return;
+    return bound;
   }
 
   // GEMM_NIBBLES: b_u = b + 8 in [0, 15]; padding (rows k >= K, columns n >= N) is 0.
@@ -67,6 +84,7 @@ void pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n
       }
     }
   }
+  return bound;
 }
 
 }  // namespace qnnref

@@ -77,11 +77,12 @@ struct PackedB {
 // dtype b_dtype: DT_INT8, DT_UINT8 or DT_INT4 held in int8) with zero
 // points zp_b[n] (zp_b[0] for all columns when zp_per_column is 0).
 // a_dtype and zp_a are needed by the nibble format's column term.
-// The caller validated the dtypes and sizes; out arrays have
-// gemm_packed_bytes(...) bytes and panels * 16 int32 each.
-void pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n, int64_t k, int64_t n,
-            const int32_t* zp_b, int32_t zp_per_column, int32_t a_dtype, int32_t zp_a, uint8_t* data,
-            int32_t* row_coef, int32_t* col_term);
+// Also returns max over columns of sum_k |B[k, n] - zp_b[n]| (the weights'
+// part of the accumulator bound). The caller validated the dtypes and sizes;
+// out arrays have gemm_packed_bytes(...) bytes and panels * 16 int32 each.
+int64_t pack_b(int32_t b_dtype, const void* src, int64_t stride_k, int64_t stride_n, int64_t k, int64_t n,
+               const int32_t* zp_b, int32_t zp_per_column, int32_t a_dtype, int32_t zp_a, uint8_t* data,
+               int32_t* row_coef, int32_t* col_term);
 
 // The rows of A: an im2col view of an NHWC tensor x [batch, h, w, c] of
 // int8 or uint8. Row m = (image, oy, ox) in row-major order over

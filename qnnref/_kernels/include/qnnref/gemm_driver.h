@@ -135,12 +135,11 @@ Status gemm(const Im2col& rows, int64_t m, const PackedB& b, const GemmOutput& o
     }
   };
 
-  const int64_t row_blocks = (m + mr - 1) / mr;
-  if (threads <= 1 || row_blocks >= threads) {
+  if (threads <= 1 || m >= threads * mr_lcm) {
     // split the rows (in whole register tiles); every thread walks all panels
     parallel_for(threads, m, mr_lcm, [&](int64_t r0, int64_t r1) { work(r0, r1, 0, panels); });
   } else {
-    // few rows (GEMV): split the column panels; every thread packs all rows
+    // few rows (GEMV, small batches): split the column panels; every thread packs all rows
     parallel_for(threads, panels, 1, [&](int64_t p0, int64_t p1) { work(0, m, p0, p1); });
   }
   return Status(status.load());
