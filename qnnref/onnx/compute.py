@@ -275,12 +275,21 @@ def emit_table(imp: Importer, node: OnnxNode, function: str, x: Operand, out: Ou
 # Pools, mean, concat
 # ---------------------------------------------------------------------------
 
-def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> None:
+def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output, channels_last: bool = False) -> None:
+    """AveragePool / QLinearAveragePool: ``avg_pool2d`` in NHWC. With
+    ``channels_last`` (com.microsoft's attribute) the ONNX tensors themselves
+    are NHWC: qnnref's layout is then ONNX's own axis order."""
     if x.is_const or x.quant.axis is not None:
         raise Refused(f"{node.where()}: the input must be a run-time tensor quantized per tensor")
     if x.quant.dtype != out.quant.dtype:
         raise Refused(f"{node.where()}: input and output types differ")
     xshape = imp.shape(x.value)
+    NHWC = layout.nhwc(4)
+    if channels_last:
+        if len(xshape) != 4:
+            raise Refused(f"{node.where()}: only 2-D windows (NHWC inputs) are supported, "
+                          f"the input has rank {len(xshape)}")
+        xshape = layout.onnx_shape(xshape, NHWC)      # the NCHW shape the geometry is written for
     geo = layout.window_geometry(node, xshape, pool=True)
     include_pad = bool(node.attr("count_include_pad", 0))
     if include_pad and node.attr("ceil_mode", 0):
@@ -288,17 +297,18 @@ def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> Non
                                                 node.outputs, {**node.attrs, "ceil_mode": 0}), xshape, pool=True)
         if plain["pads"] != geo["pads"]:
             raise Refused(f"{node.where()}: ceil_mode with count_include_pad=1 and a partial last window")
-    NHWC = layout.nhwc(4)
-    xs = imp.materialize(x.value, NHWC)
+    # qnnref's NHWC tensor: ONNX's own layout for channels_last, else ONNX's NCHW permuted
+    perm = layout.identity(4) if channels_last else NHWC
+    xs = imp.materialize(x.value, perm)
     attrs = dict(geo, count_include_pad=include_pad, **out.attrs())
     if x.quant.same(out.quant):
         # the average of the codes, rounded as the profile rounds (qnnref's default
         # for this path is TFLite's ties-away; ONNX runtimes round half to even)
         from ..profiles import get_profile
         attrs["rounding"] = get_profile(imp.profile).requant.rounding
-    name = result_name(imp, out, NHWC)
-    imp.emit("avg_pool2d", [xs], attrs, name, out.quant.to_quant(NHWC), node_name=node.name)
-    _bind(imp, out, name, NHWC)
+    name = result_name(imp, out, perm)
+    imp.emit("avg_pool2d", [xs], attrs, name, out.quant.to_quant(perm), node_name=node.name)
+    _bind(imp, out, name, perm)
 
 
 def emit_mean(imp: Importer, node: OnnxNode, x: Operand, axes, keepdims: bool, out: Output) -> None:

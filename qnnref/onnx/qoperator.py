@@ -82,10 +82,9 @@ def qlinear_lookup(imp: Importer, node: OnnxNode) -> None:
 
 @handles("QLinearAveragePool", domain=MS)
 def qlinear_average_pool(imp: Importer, node: OnnxNode) -> None:
-    if node.attr("channels_last", 0):
-        raise Refused(f"{node.where()}: channels_last=1 is not supported")
     x = stated_operand(imp, node, 0, 1, 2, "X")
-    emit_avg_pool(imp, node, x, output_triple(imp, node, 3, 4, x.quant.dtype))
+    emit_avg_pool(imp, node, x, output_triple(imp, node, 3, 4, x.quant.dtype),
+                  channels_last=bool(node.attr("channels_last", 0)))
 
 
 @handles("QLinearGlobalAveragePool", domain=MS)
