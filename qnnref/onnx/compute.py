@@ -34,11 +34,20 @@ class Operand:
 @dataclass
 class Output:
     name: str                           # the ONNX value the result is bound to
-    quant: OnnxQuant                    # per-tensor
+    #: per-tensor; None: an unquantized int32 accumulator (MatMulInteger,
+    #: ConvInteger); an int32 accumulator may also be quantized at s_a * s_b
+    quant: OnnxQuant | None
     act: tuple[int | None, int | None] = (None, None)
     #: the ONNX value is the dequantization of the result (data movement on a
     #: dequantized view); the qnnref tensor then gets an integer name
     dequantized: bool = False
+
+    @property
+    def dtype(self) -> str:
+        return "int32" if self.quant is None else self.quant.dtype
+
+    def qnnref_quant(self, perm):
+        return None if self.quant is None else self.quant.to_quant(tuple(perm))
 
     def attrs(self) -> dict:
         lo, hi = self.act
@@ -114,7 +123,7 @@ def _const_tensor(imp: Importer, op: Operand, perm, base: str) -> str:
 
 
 def _dtype_attr(imp: Importer, x_dtype: str, out: Output) -> str | None:
-    return None if out.quant.dtype == x_dtype else out.quant.dtype
+    return None if out.dtype == x_dtype else out.dtype
 
 
 # ---------------------------------------------------------------------------
@@ -122,7 +131,7 @@ def _dtype_attr(imp: Importer, x_dtype: str, out: Output) -> str | None:
 # ---------------------------------------------------------------------------
 
 def emit_conv(imp: Importer, node: OnnxNode, x: Operand, w: Operand, bias: np.ndarray | None,
-              out: Output) -> None:
+              out: Output, extra_attrs: dict | None = None) -> None:
     if x.is_const:
         raise Refused(f"{node.where()}: a constant convolution input is not supported")
     xshape = imp.shape(x.value)
@@ -152,9 +161,9 @@ def emit_conv(imp: Importer, node: OnnxNode, x: Operand, w: Operand, bias: np.nd
             raise Refused(f"{node.where()}: the bias must be int32, got {bias.dtype}")
         inputs.append(imp.constant(np.ascontiguousarray(bias.reshape(-1)), "int32", None,
                                    f"{node.name}_bias"))
-    attrs = dict(geo, groups=group, dtype=_dtype_attr(imp, x.quant.dtype, out), **out.attrs())
+    attrs = dict(geo, groups=group, dtype=_dtype_attr(imp, x.quant.dtype, out), **out.attrs(), **(extra_attrs or {}))
     name = result_name(imp, out, NHWC)
-    imp.emit("conv2d", inputs, attrs, name, out.quant.to_quant(NHWC), node_name=node.name)
+    imp.emit("conv2d", inputs, attrs, name, out.qnnref_quant(NHWC), node_name=node.name)
     _bind(imp, out, name, NHWC)
 
 
@@ -195,7 +204,7 @@ def emit_matmul(imp: Importer, node: OnnxNode, a: Operand, b: Operand, bias: np.
     rank = len(np.broadcast_shapes(ashape[:-2], bshape[:-2])) + 2
     perm = layout.identity(rank)
     name = result_name(imp, out, perm)
-    imp.emit("matmul", inputs, attrs, name, out.quant.to_quant(perm), node_name=node.name)
+    imp.emit("matmul", inputs, attrs, name, out.qnnref_quant(perm), node_name=node.name)
     _bind(imp, out, name, perm)
 
 

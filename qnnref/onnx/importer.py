@@ -29,7 +29,7 @@ from ..profiles import get_profile
 from . import layout
 from .context import Const, Importer, Tensor
 from .quantparams import input_slots, qdq_quant, triple_quant
-from .reader import OnnxNode, Refused, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
+from .reader import OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
 from .registry import FLOAT_OPS, HANDLERS
 from . import activations, movement, qdq, qoperator, selection  # noqa: F401  (register the handlers)
 
@@ -135,9 +135,40 @@ def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
             refusals.append((None, str(e)))
 
 
+#: operators that state only the zero point of an integer input: (domain, op) ->
+#: {input index: (zero point index, axis of a 1-D zero point as a function of the rank)}
+_ZERO_POINT_ONLY = {
+    ("", "MatMulInteger"): {0: (2, None), 1: (3, lambda r: r - 1)},
+    ("", "ConvInteger"): {0: (2, None), 1: (3, lambda r: 0)},
+}
+
+
 def _input_quant(imp: Importer, name: str, dtype: str, shape):
     """The quantization of an integer graph input, from the first consumer that
-    states it (looking through movement operators); None if none does."""
+    states it (looking through movement operators); failing that, the zero
+    point that a MatMulInteger / ConvInteger reading it directly states, with
+    the unit scale 1 (their int32 outputs involve no scale); None if none does."""
+    q = _stated_input_quant(imp, name, dtype, shape)
+    if q is not None:
+        return q
+    for node in imp.consumers.get(name, []):
+        for i, (z, vector_axis) in _ZERO_POINT_ONLY.get(node.key, {}).items():
+            if node.input(i) != name or (node.input(z) and node.input(z) not in imp.values):
+                continue
+            zp = imp.const(node, z, "zero point") if node.input(z) else None
+            if zp is not None and imp.const_dtype(node, z) != dtype:
+                continue                         # refused at that node
+            zp = np.zeros((), dtypes.get(dtype).numpy) if zp is None else np.asarray(zp)
+            axis = vector_axis(len(shape)) if vector_axis is not None and zp.size > 1 else 0
+            try:
+                q = make_onnx_quant(node.where(), dtype, np.ones(zp.shape, np.float32), zp, axis, 0, shape)
+            except Refused:
+                continue
+            return q.to_quant(layout.identity(len(shape)))
+    return None
+
+
+def _stated_input_quant(imp: Importer, name: str, dtype: str, shape):
     queue = deque([(name, True)])
     seen = set()
     while queue:

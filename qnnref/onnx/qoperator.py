@@ -6,12 +6,16 @@ one quantization each).
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .. import dtypes
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
                       emit_global_avg_pool, emit_matmul, emit_table, operand_of)
-from .context import Importer
+from .context import Const, Importer
 from .qdq import dequantize_linear, gemm_operands, quantize_linear
 from .quantparams import triple_quant
-from .reader import OnnxNode, Refused
+from .reader import OnnxNode, Refused, make_onnx_quant
+from ..profiles import get_profile
 from .registry import MS, handles
 
 
@@ -60,6 +64,98 @@ def qgemm(imp: Importer, node: OnnxNode) -> None:
     b = stated_operand(imp, node, 3, 4, 5, "B", vector_axis=lambda r: 0 if trans_b else 1)
     a, b = gemm_operands(imp, node, a, b)
     emit_matmul(imp, node, a, b, imp.const(node, 6, "bias C"), output_triple(imp, node, 7, 8, a.quant.dtype))
+
+
+# ---------------------------------------------------------------------------
+# MatMulInteger, ConvInteger: int32 accumulators
+# ---------------------------------------------------------------------------
+
+def zero_point_operand(imp: Importer, node: OnnxNode, i: int, z: int, what: str, vector_axis=None) -> Operand:
+    """Input ``i`` of an ...Integer operator with its zero point (input ``z``,
+    default 0). These operators state no scale: their output is the int32
+    accumulator, which no scale enters. A constant gets the unit scale 1; a
+    run-time tensor keeps the quantization it has (its zero point must be the
+    stated one). ``vector_axis(rank)``: the axis of a 1-D zero point, None if
+    only a scalar one is allowed."""
+    v = imp.value(node.input(i))
+    dtype, shape = imp.dtype(v), imp.shape(v)
+    if dtype not in ("int8", "uint8"):
+        raise Refused(f"{node.where()}: {what} has type {dtype} (int8 or uint8 expected)")
+    zp = imp.const(node, z, f"{what} zero point")
+    if zp is not None and imp.const_dtype(node, z) != dtype:
+        raise Refused(f"{node.where()}: {what} zero point of type {imp.const_dtype(node, z)} for a {dtype} tensor")
+    zp = np.zeros((), dtypes.get(dtype).numpy) if zp is None else np.asarray(zp)
+    axis = vector_axis(len(shape)) if vector_axis is not None else None
+    if zp.size != 1 and axis is None:
+        raise Refused(f"{node.where()}: {what} zero point of shape {list(zp.shape)}: only a scalar one is "
+                      "supported here")
+    stated = make_onnx_quant(f"{node.where()}: {what}", dtype, np.ones(zp.shape, np.float32), zp,
+                             axis if axis is not None else 0, 0, shape)
+    if isinstance(v, Const):
+        if v.quant is not None:
+            raise Refused(f"{node.where()}: {what} is a float (dequantized) value")
+        return Operand(v.data, stated, node.input(i))
+    if v.dequantized:
+        raise Refused(f"{node.where()}: {what} is a float (dequantized) value")
+    have = imp.onnx_quant(v)
+    if have is None:
+        raise Refused(f"{node.where()}: {what} {v.name!r} is an integer tensor of unknown quantization")
+    if have.block_size is not None or not _same_zero_points(have, stated):
+        raise Refused(f"{node.where()}: {what} is read with zero point(s) {stated.zero_points().tolist()} but "
+                      f"was produced as {have.describe()}; qnnref tensors have one quantization")
+    return Operand(v, have, v.name)
+
+
+def _same_zero_points(have, stated) -> bool:
+    """Whether two per-tensor / per-axis quantizations give every element the same zero point."""
+    hz, sz = have.zero_points(), stated.zero_points()
+    if have.axis is not None and have.axis == stated.axis:
+        return hz.shape == sz.shape and np.array_equal(hz, sz)
+    # one of them (or both, on different axes) must be a single value for all elements
+    return len(np.unique(hz)) == 1 and len(np.unique(sz)) == 1 and hz.reshape(-1)[0] == sz.reshape(-1)[0]
+
+
+@handles("MatMulInteger")
+def matmul_integer(imp: Importer, node: OnnxNode) -> None:
+    """y = (a - a_zero_point) @ (b - b_zero_point) in int32: matmul with
+    output dtype int32 (the accumulator; pairwise int16 saturation as the
+    profile says: ONNX Runtime runs the same u8 x s8 GEMM as QLinearMatMul)."""
+    a = zero_point_operand(imp, node, 0, 2, "A")
+    b = zero_point_operand(imp, node, 1, 3, "B", vector_axis=lambda r: r - 1)
+    emit_matmul(imp, node, a, b, None, Output(node.outputs[0], None))
+
+
+@handles("ConvInteger")
+def conv_integer(imp: Importer, node: OnnxNode) -> None:
+    """y = conv(x - x_zero_point, w - w_zero_point) in int32: conv2d with
+    output dtype int32, summed exactly (``pairwise_int16_saturation: false``).
+
+    ONNX Runtime computes it as the GEMM weights [M, K] x im2col(x) [K, OH*OW]
+    with K in (c, kh, kw) order. Its x86 kernel without VNNI saturates pairs
+    along K when the first operand is u8 and the second s8: never for u8 x
+    with s8 w (the common case), but for s8 x with u8 w, in an order qnnref's
+    conv2d does not have. Under a profile with pairwise int16 saturation such
+    a node is imported only when no pair can reach the int16 range."""
+    x = zero_point_operand(imp, node, 0, 2, "x")
+    w = zero_point_operand(imp, node, 1, 3, "w", vector_axis=lambda r: 0)
+    if (x.quant.dtype, w.quant.dtype) == ("int8", "uint8") and get_profile(imp.profile).pairwise_int16_saturation:
+        if not w.is_const or not _pairs_cannot_saturate(w.value, node.attr("group", 1)):
+            raise Refused(f"{node.where()}: int8 x with uint8 w under profile {imp.profile!r}: ONNX Runtime sums "
+                          "w x im2col(x) in int16-saturated pairs along (c, kh, kw), which qnnref's conv2d does "
+                          "not express (and these weights can saturate a pair)")
+    emit_conv(imp, node, x, w, None, Output(node.outputs[0], None),
+              extra_attrs={"pairwise_int16_saturation": False})
+
+
+def _pairs_cannot_saturate(w: np.ndarray, group: int) -> bool:
+    """Whether every pair w[m, 2i] * x + w[m, 2i+1] * x' of ConvInteger's GEMM
+    rows (ONNX weights [M, C/group, KH, KW] flattened per output channel: K in
+    (c, kh, kw) order) stays within int16 for every int8 x, x' (|x| <= 128)."""
+    rows = w.reshape(w.shape[0], -1).astype(np.int64)
+    if rows.shape[1] % 2:
+        rows = np.concatenate([rows, np.zeros((rows.shape[0], 1), np.int64)], axis=1)
+    pair_sums = rows[:, 0::2] + rows[:, 1::2]
+    return bool(np.all(128 * pair_sums <= 32767))
 
 
 @handles("QLinearAdd", "QLinearMul", domain=MS)
@@ -116,11 +212,7 @@ def ms_dequantize_linear(imp: Importer, node: OnnxNode) -> None:
 # Operators refused for a known reason
 # ---------------------------------------------------------------------------
 
-_INT32_OUT = ("outputs int32 accumulators; qnnref's matmul and conv2d output int8/uint8/int16 only "
-              "(an int32-output mode is needed)")
 REFUSED = {
-    ("", "MatMulInteger"): _INT32_OUT,
-    ("", "ConvInteger"): _INT32_OUT,
     ("", "DynamicQuantizeLinear"): "computes its scale and zero point at run time (dynamic quantization); "
                                    "qnnref's quantization parameters are fixed in the model",
     (MS, "DynamicQuantizeMatMul"): "dynamic quantization with float output",

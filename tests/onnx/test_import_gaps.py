@@ -103,3 +103,105 @@ def test_ceil_mode_drops_a_last_window_that_starts_in_the_padding(native):
     m = avg_pool_model(x.shape, False, kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
     q = assert_close_to_ort(m, {"x": x}, profile=native)
     assert q.graph.tensors["y"].shape == (1, 2, 3, 3)
+
+
+# ---------------------------------------------------------------------------
+# (2) MatMulInteger and ConvInteger: int32 accumulators
+# ---------------------------------------------------------------------------
+
+def _avx2_or_skip():
+    why = ort_harness.avx2_unavailable()
+    if why:
+        pytest.skip(f"ONNX Runtime as on an AVX2 CPU: {why}")
+
+
+def matmul_integer_model(b, a_dtype=U8, az=None, bz=None, a_shape=(3, 6), b_input=False):
+    inits = [] if b_input else [init("b", b)]
+    ins = ["a", "b"]
+    if az is not None or bz is not None:
+        inits.append(init("az", 0 if az is None else az, a_dtype))
+        ins.append("az")
+    if bz is not None:
+        inits.append(init("bz", bz, b.dtype))
+        ins.append("bz")
+    inputs = {"a": (a_dtype, a_shape)}
+    if b_input:
+        inputs["b"] = (b.dtype, b.shape)
+    out_shape = tuple(np.broadcast_shapes(a_shape[:-2], b.shape[:-2])) + (a_shape[-2], b.shape[-1])
+    return make_model([node("MatMulInteger", ins, ["y"])], inputs, {"y": (np.int32, out_shape)}, inits)
+
+
+@pytest.mark.parametrize("a_dtype,b_dtype", [(U8, S8), (U8, U8), (S8, S8), (S8, U8)])
+@pytest.mark.parametrize("zps", ["none", "scalar", "per-column"])
+def test_matmul_integer_is_exact(native, a_dtype, b_dtype, zps):
+    rng = np.random.default_rng(30)
+    b = rand(rng, b_dtype, (6, 4))
+    az = None if zps == "none" else int(rand(rng, a_dtype, ()))
+    bz = {"none": None, "scalar": int(rand(rng, b_dtype, ())), "per-column": rand(rng, b_dtype, (4,))}[zps]
+    m = matmul_integer_model(b, a_dtype, az, bz, a_shape=(2, 3, 6))
+    q = assert_close_to_ort(m, {"a": rand(rng, a_dtype, (2, 3, 6))}, max_steps=0, profile=native)
+    assert ops_of(q) == ["matmul"] and q.graph.tensors["y"].dtype == "int32" and q.graph.tensors["y"].quant is None
+
+
+def test_matmul_integer_with_a_runtime_b_and_its_zero_point(native):
+    rng = np.random.default_rng(31)
+    b = rand(rng, U8, (6, 4))
+    m = matmul_integer_model(b, U8, 7, 200, b_input=True)
+    q = assert_close_to_ort(m, {"a": rand(rng, U8, (3, 6)), "b": b}, max_steps=0, profile=native)
+    assert q.graph.tensors["b"].quant.zero_point_or_zeros() == 200      # the graph input took its zero point
+
+
+def test_matmul_integer_saturates_like_onnx_runtime_on_avx2():
+    """u8 x s8 on x86 without VNNI: pairs saturated to int16 (ORT's own GEMM)."""
+    _avx2_or_skip()
+    rng = np.random.default_rng(32)
+    b = rng.choice([-128, 127], (16, 5)).astype(S8)
+    a = rng.choice([0, 255], (4, 16)).astype(U8)
+    m = matmul_integer_model(b, U8, 3, 0, a_shape=(4, 16))
+    (want,) = ort_harness.run_cases([(m.SerializeToString(), {"a": a})], "avx2")[0]
+    _, got = qnn_run(m, {"a": a}, "ort-cpu-x86")
+    np.testing.assert_array_equal(got["y"], want)
+    _, exact = qnn_run(m, {"a": a}, "ort-cpu-x86-vnni")
+    assert not np.array_equal(exact["y"], want)                         # saturation did happen
+
+
+def conv_integer_model(w, x_dtype=U8, xz=None, wz=None, x_shape=(1, 4, 6, 6), **attrs):
+    inits = [init("w", w)]
+    ins = ["x", "w"]
+    if xz is not None:
+        inits += [init("xz", xz, x_dtype), init("wz", 0 if wz is None else wz, w.dtype)]
+        ins += ["xz", "wz"]
+    n = node("ConvInteger", ins, ["y"], **attrs)
+    return make_model([n], {"x": (x_dtype, x_shape)}, {"y": (np.int32, None)}, inits)
+
+
+@pytest.mark.parametrize("x_dtype,w_dtype", [(U8, S8), (U8, U8), (S8, S8), (S8, U8)])
+@pytest.mark.parametrize("attrs", [{}, {"pads": [1, 0, 1, 2], "strides": [2, 1]}, {"group": 2, "dilations": [2, 1]}])
+def test_conv_integer_is_exact(native, x_dtype, w_dtype, attrs):
+    rng = np.random.default_rng(33)
+    w = rand(rng, w_dtype, (4, 4 // attrs.get("group", 1), 3, 3))
+    m = conv_integer_model(w, x_dtype, int(rand(rng, x_dtype, ())), int(rand(rng, w_dtype, ())), **attrs)
+    q = assert_close_to_ort(m, {"x": rand(rng, x_dtype, (1, 4, 6, 6))}, max_steps=0, profile=native)
+    assert ops_of(q) == ["transpose", "conv2d", "transpose"]
+    assert q.graph.nodes[1].attrs["pairwise_int16_saturation"] is False
+
+
+def test_conv_integer_on_avx2_u8_x_is_exact_s8_x_is_refused_unless_it_cannot_saturate():
+    """ORT's ConvInteger multiplies w (GEMM operand A) by im2col(x): with u8 x
+    and s8 w nothing saturates; with s8 x and u8 w pairs along (c, kh, kw) do."""
+    _avx2_or_skip()
+    from qnnref import ValidationError
+    from qnnref.onnx import import_onnx
+    rng = np.random.default_rng(34)
+    x_u8 = rng.choice([0, 255], (1, 4, 6, 6)).astype(U8)
+    m_u8 = conv_integer_model(rng.choice([-128, 127], (3, 4, 3, 3)).astype(S8), U8, 0, 0)
+    x_s8 = rng.choice([-128, 127], (1, 4, 6, 6)).astype(S8)
+    m_big = conv_integer_model(rng.choice([0, 255], (3, 4, 3, 3)).astype(U8), S8, 0, 0)
+    m_small = conv_integer_model(rng.integers(0, 128, (3, 4, 3, 3)).astype(U8), S8, 0, 0)   # pairs <= 254
+    outs = ort_harness.run_cases([(m_u8.SerializeToString(), {"x": x_u8}), (m_small.SerializeToString(), {"x": x_s8})],
+                                 "avx2")
+    np.testing.assert_array_equal(qnn_run(m_u8, {"x": x_u8}, "ort-cpu-x86")[1]["y"], outs[0][0])
+    np.testing.assert_array_equal(qnn_run(m_small, {"x": x_s8}, "ort-cpu-x86")[1]["y"], outs[1][0])
+    with pytest.raises(ValidationError, match="int16-saturated pairs along"):
+        import_onnx(m_big, profile="ort-cpu-x86")
+    import_onnx(m_big, profile="ort-cpu-x86-vnni")
