@@ -14,7 +14,7 @@ from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, 
 from .context import Const, Importer
 from .qdq import dequantize_linear, gemm_operands, quantize_linear
 from .quantparams import triple_quant
-from .reader import OnnxNode, Refused, make_onnx_quant
+from .reader import OnnxNode, OnnxQuant, Refused, make_onnx_quant
 from ..profiles import get_profile
 from .registry import MS, handles
 
@@ -56,14 +56,68 @@ def qlinear_matmul(imp: Importer, node: OnnxNode) -> None:
 
 @handles("QGemm", domain=MS)
 def qgemm(imp: Importer, node: OnnxNode) -> None:
-    if not node.input(7):
-        raise Refused(f"{node.where()}: QGemm without y_scale outputs float32 (qnnref has no float "
-                      "output for a matmul)")
+    """ONNX Runtime's QGemm: acc = (A - zp_a) @ (B - zp_b) + C in int32, then
+    scaled by ``fl32(fl32(alpha * s_a) * s_b[n])`` (and divided by ``s_y``
+    and rounded, when ``y_scale`` is given; else the float32 output
+    ``fl32(float32(acc) * scale)``). With y_scale: a ``matmul``. Without: a
+    ``matmul`` whose int32 output is the accumulator quantized at that scale,
+    bound as a dequantized view (its ``dequantize`` is exactly that float)."""
     a = stated_operand(imp, node, 0, 1, 2, "A")
     trans_b = node.attr("transB", 0)
     b = stated_operand(imp, node, 3, 4, 5, "B", vector_axis=lambda r: 0 if trans_b else 1)
-    a, b = gemm_operands(imp, node, a, b)
-    emit_matmul(imp, node, a, b, imp.const(node, 6, "bias C"), output_triple(imp, node, 7, 8, a.quant.dtype))
+    a, b = gemm_operands(imp, node, a, b, checked=())
+    alpha = float(node.attr("alpha", 1.0))
+    if alpha != 1.0:
+        b = _alpha_in_weight_scales(imp, node, a, b, alpha)
+    bias = imp.const(node, 6, "bias C")
+    if node.input(7):
+        emit_matmul(imp, node, a, b, bias, output_triple(imp, node, 7, 8, a.quant.dtype))
+        return
+    if node.input(8):
+        raise Refused(f"{node.where()}: y_zero_point without y_scale")
+    acc_scale = (np.float32(a.quant.scale) * b.quant.scale).astype(np.float32)   # fl32(s_a * s_b[n])
+    per_column = acc_scale.ndim == 1
+    q = OnnxQuant("int32", acc_scale, np.zeros(acc_scale.shape, np.int32), 1 if per_column else None)
+    emit_matmul(imp, node, a, b, bias, Output(node.outputs[0], q, dequantized=True))
+
+
+def _alpha_in_weight_scales(imp: Importer, node: OnnxNode, a: Operand, b: Operand, alpha: float) -> Operand:
+    """Fold QGemm's ``alpha`` into the constant weights' scales: float32 scales
+    ``s_b'`` with ``fl32(s_a * s_b') == fl32(fl32(alpha * s_a) * s_b)``, the
+    product ONNX Runtime forms (qnnref's matmul forms ``fl32(s_a * s_b')``).
+    ``alpha * B`` is then what qnnref's integers and scales describe. A
+    power-of-two alpha always works (``s_b' = alpha * s_b``); otherwise the
+    float32 neighbours of the quotient are searched; with a quantized output
+    under a float32-multiplier profile it is enough that the final
+    multiplier ``fl32(fl32(s_a * s_b') / s_y)`` is ONNX Runtime's. A column
+    with no such scale refuses the node."""
+    if not (alpha > 0 and np.isfinite(alpha)):
+        raise Refused(f"{node.where()}: alpha = {alpha} (qnnref scales are positive)")
+    if not b.is_const:
+        raise Refused(f"{node.where()}: alpha = {alpha} with a run-time B (alpha is folded into constant "
+                      "weights' scales)")
+    f32 = np.float32
+    s_a = f32(a.quant.scale)
+    s_y = f32(imp.const(node, 7, "y_scale")) if node.input(7) else None
+    relaxed = s_y is not None and get_profile(imp.profile).recipe_for("matmul").scale_dtype == "float32"
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        want = (f32(f32(alpha) * s_a) * b.quant.scale).astype(f32)      # ONNX Runtime's fl32(alpha s_a s_b)
+        s_new = np.empty_like(want)
+        for idx, t in np.ndenumerate(want):
+            near = [f32(t / s_a)]                   # the quotient and its float32 neighbours, nearest first
+            up = down = near[0]
+            for _ in range(8):
+                up, down = np.nextafter(up, f32(np.inf)), np.nextafter(down, f32(0))
+                near += [up, down]
+            near = [c for c in near if np.isfinite(c) and c > 0]
+            exact = [c for c in near if f32(s_a * c) == t]
+            if not exact and relaxed:
+                exact = [c for c in near if f32(f32(s_a * c) / s_y) == f32(t / s_y)]
+            if not exact:
+                raise Refused(f"{node.where()}: alpha = {alpha}: no float32 weight scale s_b' gives ONNX Runtime's "
+                              f"fl32(fl32(alpha * s_a) * s_b) = {float(t)!r} as fl32(s_a * s_b')")
+            s_new[idx] = exact[0]
+    return Operand(b.value, OnnxQuant(b.quant.dtype, s_new, b.quant.zero_point, b.quant.axis, None), b.source)
 
 
 # ---------------------------------------------------------------------------

@@ -205,3 +205,69 @@ def test_conv_integer_on_avx2_u8_x_is_exact_s8_x_is_refused_unless_it_cannot_sat
     with pytest.raises(ValidationError, match="int16-saturated pairs along"):
         import_onnx(m_big, profile="ort-cpu-x86")
     import_onnx(m_big, profile="ort-cpu-x86-vnni")
+
+
+# ---------------------------------------------------------------------------
+# (3) QGemm with alpha != 1 or a float output
+# ---------------------------------------------------------------------------
+
+def qgemm_model(b, alpha=1.0, b_scale=0.02, y=True, bias=None, a_dtype=U8, trans_b=0):
+    n = b.shape[0] if trans_b else b.shape[1]
+    inits = [init("as", 0.04, np.float32), init("az", 128 if a_dtype == U8 else 3, a_dtype), init("b", b),
+             init("bs", b_scale, np.float32), init("bz", np.zeros(np.shape(b_scale), b.dtype))]
+    ins = ["a", "as", "az", "b", "bs", "bz"]
+    if bias is not None:
+        inits.append(init("c", bias))
+    ins.append("c" if bias is not None else "")
+    if y:
+        inits += [init("ys", 0.3, np.float32), init("yz", 5, a_dtype)]
+        ins += ["ys", "yz"]
+    else:
+        ins = ins if bias is not None else ins[:-1]
+    n_ = node("QGemm", ins, ["y"], domain=MS, alpha=alpha, transB=trans_b)
+    return make_model([n_], {"a": (a_dtype, (3, 12))}, {"y": (a_dtype if y else np.float32, (3, n))}, inits)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0, 0.75, 1.3])
+@pytest.mark.parametrize("per_column", [False, True])
+def test_qgemm_alpha_is_folded_into_the_weight_scales(native, alpha, per_column):
+    rng = np.random.default_rng(40)
+    b = rand(rng, S8, (12, 7), -64, 63)
+    b_scale = rng.uniform(0.01, 0.03, 7).astype(np.float32) if per_column else 0.02
+    m = qgemm_model(b, alpha, b_scale, bias=rng.integers(-300, 300, 7).astype(np.int32))
+    from qnnref import ValidationError
+    try:
+        q = assert_close_to_ort(m, {"a": rand(rng, U8, (3, 12))}, max_steps=0, profile=native)
+    except ValidationError as e:                     # some (s_a, s_b, alpha) have no float32 s_b'
+        assert "no float32 weight scale" in str(e) and alpha not in (0.5, 2.0)
+        return
+    w = next(t for t in q.graph.tensors.values() if t.data is not None and t.dtype == "int8")
+    np.testing.assert_allclose(w.quant.scale, np.float32(alpha) * np.float32(b_scale), rtol=2**-22)
+    if alpha in (0.5, 2.0):                          # powers of two: exactly alpha * s_b
+        np.testing.assert_array_equal(w.quant.scale, (np.float32(alpha) * np.float32(b_scale)).astype(np.float32))
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_qgemm_float_output_is_the_dequantized_accumulator(native, per_column, bias):
+    rng = np.random.default_rng(41)
+    b = rand(rng, S8, (7, 12))
+    b_scale = rng.uniform(0.01, 0.03, 7).astype(np.float32) if per_column else 0.02
+    c = rng.integers(-3000, 3000, 7).astype(np.int32) if bias else None
+    m = qgemm_model(b, 1.0, b_scale, y=False, bias=c, trans_b=1)
+    a = rand(rng, U8, (3, 12))
+    want = ort_harness.run_cases([(m.SerializeToString(), {"a": a})], "native")[0][0]
+    q, got = qnn_run(m, {"a": a}, native)
+    assert got["y"].dtype == np.float32
+    np.testing.assert_array_equal(got["y"].view(np.uint32), want.view(np.uint32))    # bit for bit
+    assert ops_of(q) == ["matmul", "dequantize"]
+    acc = next(t for t in q.graph.tensors.values() if t.dtype == "int32" and t.data is None)
+    assert acc.quant is not None and not np.any(acc.quant.zero_point_or_zeros())
+
+
+def test_qgemm_refusals():
+    from qnnref import ValidationError
+    from qnnref.onnx import import_onnx
+    rng = np.random.default_rng(42)
+    with pytest.raises(ValidationError, match="alpha = -1.0"):
+        import_onnx(qgemm_model(rand(rng, S8, (12, 7)), -1.0), profile="onnx")
