@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import json
 from collections import deque
 
 import numpy as np
@@ -24,6 +25,7 @@ from onnx import helper
 from .. import dtypes
 from ..builder import GraphBuilder
 from ..errors import QnnError, ValidationError
+from ..graph import Quant
 from ..interpreter import Model
 from ..profiles import get_profile
 from . import layout
@@ -125,7 +127,7 @@ def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
             dtype = qnnref_dtype(gi.elem_type, f"graph input {gi.name!r}")
             q = None
             if dtype in ("int4", "uint4", "int8", "uint8", "int16"):
-                q = _input_quant(imp, gi.name, dtype, shape)
+                q = _input_quant(imp, gi.name, dtype, shape) or _exported_quant(imp, gi.name, dtype)
             kw = {}
             if q is not None:
                 kw = dict(scale=q.scale, zero_point=q.zero_point, axis=q.axis, block_size=q.block_size)
@@ -166,6 +168,27 @@ def _input_quant(imp: Importer, name: str, dtype: str, shape):
                 continue
             return q.to_quant(layout.identity(len(shape)))
     return None
+
+
+def _exported_quant(imp: Importer, name: str, dtype: str):
+    """The quantization that qnnref's exporter recorded for graph input ``name``
+    (metadata ``qnnref.input_quantization``), if nothing in the graph states
+    one: an exported max_pool2d, concat or table reads its input without a
+    quantized ONNX operator."""
+    props = {p.key: p.value for p in imp.onnx.model.metadata_props}
+    try:
+        entry = json.loads(props.get("qnnref.input_quantization", "{}")).get(name)
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(entry, dict) or entry.get("dtype") != dtype:
+        return None
+    try:
+        zp = entry.get("zero_point")
+        return Quant(np.asarray(entry["scale"], np.float32),
+                     None if zp is None else np.asarray(zp).astype(dtypes.get(dtype).numpy),
+                     entry.get("axis"), entry.get("block_size"))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _stated_input_quant(imp: Importer, name: str, dtype: str, shape):
@@ -214,6 +237,13 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
         return
     if poisoned:
         return                            # outputs of a refused node with no inferred type
+    views = [i for i in inputs if isinstance(imp.values[i], Tensor) and imp.values[i].cast]
+    if views and node.key not in movement.CAST_VIEW_OPS:
+        refusals.append((node, f"{node.where()}: reads {views[0]!r}, integers cast to {imp.values[views[0]].cast}; "
+                               "only data movement, Clip / Relu, Pad, Gather (as table indices) and Cast take "
+                               "those here"))
+        _placeholders(imp, node)
+        return
     tainted = any(i in imp.tainted for i in inputs)
     skip_before = set(imp.skip)
     try:
@@ -329,6 +359,9 @@ def _final_tensor(imp: Importer, name: str, v) -> str:
         if name in imp.b.tensors:
             raise Refused("name clash")
         return imp.b.constant(name, v.data, dtype=v.dtype)
+    if v.cast:
+        raise Refused(f"integers cast to {v.cast} as a graph output (qnnref converts integers only by "
+                      "(de)quantizing)")
     if name in imp.b.tensors and not (v.name == name and layout.is_identity(v.perm) and not v.dequantized):
         raise Refused(f"tensor name {name!r} is already used")
     if v.dequantized:

@@ -25,6 +25,7 @@ SUPPORTED = {
     "test_dequantizelinear_uint4", "test_dequantizelinear_int4", "test_dequantizelinear_blocked",
     "test_qlinearconv", "test_qlinearmatmul_2D_uint8_float32", "test_qlinearmatmul_3D_uint8_float32",
     "test_qlinearmatmul_2D_int8_float32", "test_qlinearmatmul_3D_int8_float32",
+    "test_convinteger_with_padding", "test_convinteger_without_padding", "test_matmulinteger",
 }
 
 

@@ -271,3 +271,102 @@ def test_qgemm_refusals():
     rng = np.random.default_rng(42)
     with pytest.raises(ValidationError, match="alpha = -1.0"):
         import_onnx(qgemm_model(rand(rng, S8, (12, 7)), -1.0), profile="onnx")
+
+
+# ---------------------------------------------------------------------------
+# (6) Cast of integers (cast views), and the exporter's input quantization
+# ---------------------------------------------------------------------------
+
+I16 = np.int16
+
+
+def with_input_quant(m, **quants):
+    """Record graph-input quantization as qnnref's exporter does."""
+    import json
+
+    from onnx import helper
+    helper.set_model_props(m, {"qnnref.input_quantization": json.dumps(
+        {k: {"dtype": d, "scale": s, "zero_point": z, "axis": None, "block_size": None}
+         for k, (d, s, z) in quants.items()})})
+    return m
+
+
+def test_int16_max_pool_through_float_cast_is_an_integer_max_pool(native):
+    from onnx import TensorProto as TP
+    rng = np.random.default_rng(50)
+    nodes = [node("Cast", ["x"], ["xf"], to=TP.FLOAT),
+             node("MaxPool", ["xf"], ["pf"], kernel_shape=[2, 2], pads=[1, 0, 0, 1]),
+             node("Cast", ["pf"], ["y"], to=TP.INT16)]
+    m = with_input_quant(make_model(nodes, {"x": (I16, (1, 3, 5, 4))}, {"y": (I16, (1, 3, 5, 4))}),
+                         x=("int16", 0.1, 0))
+    q = assert_close_to_ort(m, {"x": rand(rng, I16, (1, 3, 5, 4))}, max_steps=0, profile=native)
+    assert ops_of(q) == ["transpose", "max_pool2d", "transpose"]
+    assert q.graph.tensors["y"].quant is not None             # the integers keep their quantization
+
+
+def test_int16_clip_and_pad_through_int32_cast(native):
+    from onnx import TensorProto as TP
+    rng = np.random.default_rng(51)
+    inits = [init("lo", -1000, np.int32), init("hi", 20000, np.int32), init("pads", np.array([0, 1, 2, 0], np.int64)),
+             init("v", 7, np.int32)]
+    nodes = [node("Cast", ["x"], ["x32"], to=TP.INT32), node("Clip", ["x32", "lo", "hi"], ["c32"]),
+             node("Pad", ["c32", "pads", "v"], ["p32"]), node("Cast", ["p32"], ["y"], to=TP.INT16)]
+    m = make_model(nodes, {"x": (I16, (3, 5))}, {"y": (I16, (5, 6))}, inits)
+    q = assert_close_to_ort(m, {"x": rand(rng, I16, (3, 5))}, max_steps=0, profile=native)
+    assert ops_of(q)[:2] == ["clamp", "pad"]          # (then a copy to the output name)
+
+
+@pytest.mark.parametrize("dtype,offset", [(S8, 128), (U8, 0), (S8, 0)])
+def test_cast_add_gather_is_a_table(native, dtype, offset):
+    """``y = table[x + offset]`` (qnnref's exported table; negative indices
+    count from the end, as ONNX's Gather says)."""
+    from onnx import TensorProto as TP
+    rng = np.random.default_rng(52)
+    inits = [init("t", rand(rng, U8, (256,)))]
+    nodes = [node("Cast", ["x"], ["i"], to=TP.INT32)]
+    if offset:
+        inits.append(init("off", offset, np.int32))
+        nodes.append(node("Add", ["i", "off"], ["j"]))
+    nodes.append(node("Gather", ["t", "j" if offset else "i"], ["y"], axis=0))
+    m = make_model(nodes, {"x": (dtype, (4, 64))}, {"y": (U8, (4, 64))}, inits)
+    x = np.arange(256).astype(dtype).reshape(4, 64)
+    q = assert_close_to_ort(m, {"x": x}, max_steps=0, profile=native)
+    assert ops_of(q) == ["table"]
+
+
+def test_cast_views_refused_where_they_cannot_be_exact():
+    from onnx import TensorProto as TP
+
+    from qnnref import ValidationError
+    from qnnref.onnx import import_onnx
+
+    def refused(nodes, inputs, outputs, match, inits=()):
+        m = make_model(nodes, inputs, outputs, inits, check=False)
+        with pytest.raises(ValidationError, match=match):
+            import_onnx(m, profile="onnx")
+
+    refused([node("Cast", ["x"], ["y"], to=TP.INT8)], {"x": (I16, (3,))}, {"y": (S8, (3,))},
+            "does not hold each of them exactly")
+    refused([node("Cast", ["x"], ["y"], to=TP.INT32)], {"x": (S8, (3,))}, {"y": (np.int32, (3,))},
+            "integers cast to int32 as a graph output")
+    refused([node("Cast", ["x"], ["f"], to=TP.FLOAT), node("Clip", ["f", "lo"], ["c"]),
+             node("Cast", ["c"], ["y"], to=TP.INT8)], {"x": (S8, (3,))}, {"y": (S8, (3,))},
+            "bound 2.5 .* not an integer", [init("lo", 2.5, np.float32)])
+    refused([node("Cast", ["x"], ["f"], to=TP.FLOAT), node("Add", ["f", "f"], ["y"])],
+            {"x": (S8, (3,))}, {"y": (np.float32, (3,))}, "integers cast to float32; only data movement")
+
+
+def test_exported_input_quantization_is_a_hint_only():
+    """A graph input's quantization comes from the graph when a quantized
+    operator states it; the exporter's record counts only otherwise."""
+    rng = np.random.default_rng(53)
+    inits = [init("s", 0.02, np.float32), init("z", 9, U8)]
+    nodes = [node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2]), node("DequantizeLinear", ["p", "s", "z"], ["y"])]
+    m = with_input_quant(make_model(nodes, {"x": (U8, (1, 1, 4, 4))}, {"y": (np.float32, (1, 1, 3, 3))}, inits),
+                         x=("uint8", 0.5, 3))
+    q, _ = qnn_run(m, {"x": rand(rng, U8, (1, 1, 4, 4))}, "onnx")
+    assert float(q.graph.tensors["x"].quant.scale) == np.float32(0.02)
+    m = with_input_quant(make_model([nodes[0]], {"x": (U8, (1, 1, 4, 4))}, {"p": (U8, (1, 1, 3, 3))}),
+                         x=("uint8", 0.5, 3))
+    q, _ = qnn_run(m, {"x": rand(rng, U8, (1, 1, 4, 4))}, "onnx")
+    assert float(q.graph.tensors["x"].quant.scale) == 0.5 and q.graph.tensors["p"].quant.zero_point_or_zeros() == 3
