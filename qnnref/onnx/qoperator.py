@@ -11,7 +11,7 @@ import numpy as np
 from .. import dtypes
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
                       emit_global_avg_pool, emit_matmul, emit_table, operand_of)
-from .context import Const, Importer
+from .context import Const, Importer, Tensor
 from .qdq import dequantize_linear, gemm_operands, quantize_linear
 from .quantparams import triple_quant
 from .reader import OnnxNode, OnnxQuant, Refused, make_onnx_quant
@@ -135,6 +135,9 @@ def zero_point_operand(imp: Importer, node: OnnxNode, i: int, z: int, what: str,
     dtype, shape = imp.dtype(v), imp.shape(v)
     if dtype not in ("int8", "uint8"):
         raise Refused(f"{node.where()}: {what} has type {dtype} (int8 or uint8 expected)")
+    if node.input(z) and not isinstance(imp.value(node.input(z)), Const):
+        raise Refused(f"{node.where()}: the {what} zero point is computed at run time (DynamicQuantizeLinear); "
+                      "qnnref's matmul and conv2d take zero points fixed in the model")
     zp = imp.const(node, z, f"{what} zero point")
     if zp is not None and imp.const_dtype(node, z) != dtype:
         raise Refused(f"{node.where()}: {what} zero point of type {imp.const_dtype(node, z)} for a {dtype} tensor")
@@ -252,6 +255,25 @@ def qlinear_concat(imp: Importer, node: OnnxNode) -> None:
     emit_concat(imp, node, ops, node.attr("axis"), out)
 
 
+@handles("DynamicQuantizeLinear")
+def dynamic_quantize_linear(imp: Importer, node: OnnxNode) -> None:
+    """``dynamic_quantize``: y (uint8, unquantized: its parameters are the
+    other two outputs), y_scale and y_zero_point, in the input's layout."""
+    v = imp.value(node.input(0))
+    if not isinstance(v, Tensor):
+        raise Refused(f"{node.where()}: a constant input is not supported")
+    x = imp.emit("dequantize", [v.name], None, imp.fresh(f"{node.input(0)}_float")) if v.dequantized else v.name
+    if imp.info(x).dtype != "float32":
+        raise Refused(f"{node.where()}: input of type {imp.info(x).dtype} (float32 expected)")
+    names = [imp.out_name(o, v.perm if k == 0 else ()) if o else imp.fresh(f"{node.name}_out{k}")
+             for k, o in enumerate(node.outputs[:3])]
+    names += [imp.fresh(f"{node.name}_out{k}") for k in range(len(names), 3)]
+    imp.b.node("dynamic_quantize", [x], {}, name=imp.node_name(node.name), outputs=names)
+    for k, o in enumerate(node.outputs[:3]):
+        if o:
+            imp.bind(o, Tensor(names[k], v.perm if k == 0 else ()))
+
+
 @handles("QuantizeLinear", domain=MS)
 def ms_quantize_linear(imp: Importer, node: OnnxNode) -> None:
     quantize_linear(imp, node)
@@ -267,8 +289,6 @@ def ms_dequantize_linear(imp: Importer, node: OnnxNode) -> None:
 # ---------------------------------------------------------------------------
 
 REFUSED = {
-    ("", "DynamicQuantizeLinear"): "computes its scale and zero point at run time (dynamic quantization); "
-                                   "qnnref's quantization parameters are fixed in the model",
     (MS, "DynamicQuantizeMatMul"): "dynamic quantization with float output",
     (MS, "MatMulIntegerToFloat"): "integer matmul with float32 output (needs float32 operators)",
     (MS, "MatMulNBits"): "float activations times 4-bit weights, float output (needs float32 operators)",

@@ -370,3 +370,36 @@ def test_exported_input_quantization_is_a_hint_only():
                          x=("uint8", 0.5, 3))
     q, _ = qnn_run(m, {"x": rand(rng, U8, (1, 1, 4, 4))}, "onnx")
     assert float(q.graph.tensors["x"].quant.scale) == 0.5 and q.graph.tensors["p"].quant.zero_point_or_zeros() == 3
+
+
+# ---------------------------------------------------------------------------
+# (7) DynamicQuantizeLinear
+# ---------------------------------------------------------------------------
+
+def test_dynamic_quantize_linear_matches_onnx_runtime_bit_for_bit():
+    from qnnref.onnx import import_onnx
+    rng = np.random.default_rng(60)
+    n = node("DynamicQuantizeLinear", ["x"], ["y", "y_scale", "y_zero_point"])
+    m = make_model([n], {"x": (np.float32, (5, 7))}, {"y": (U8, (5, 7)), "y_scale": (np.float32, ()),
+                                                       "y_zero_point": (U8, ())})
+    feeds = [rng.standard_normal((5, 7)).astype(np.float32) * np.float32(10.0 ** k) for k in range(-4, 5)]
+    feeds += [np.abs(feeds[3]), -np.abs(feeds[5]), np.zeros((5, 7), np.float32),
+              rng.integers(-20, 20, (5, 7)).astype(np.float32) / np.float32(8)]
+    outs = ort_harness.run_cases([(m.SerializeToString(), {"x": x}) for x in feeds], "native")
+    q = import_onnx(m, profile="ort-cpu-x86")
+    assert ops_of(q) == ["dynamic_quantize"]
+    for x, want in zip(feeds, outs):
+        got = q.run({"x": x})
+        np.testing.assert_array_equal(got["y"], want[0])
+        assert got["y_scale"].view(np.uint32) == want[1].view(np.uint32) and got["y_zero_point"] == want[2]
+
+
+def test_dynamic_quantize_feeding_matmul_integer_is_refused_with_the_reason():
+    from qnnref import ValidationError
+    from qnnref.onnx import import_onnx
+    rng = np.random.default_rng(61)
+    nodes = [node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             node("MatMulInteger", ["xq", "w", "xz"], ["y"])]
+    m = make_model(nodes, {"x": (np.float32, (2, 4))}, {"y": (np.int32, (2, 3))}, [init("w", rand(rng, S8, (4, 3)))])
+    with pytest.raises(ValidationError, match="zero point is computed at run time"):
+        import_onnx(m, profile="ort-cpu-x86")
