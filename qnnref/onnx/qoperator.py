@@ -11,6 +11,7 @@ import numpy as np
 from .. import dtypes
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
                       emit_global_avg_pool, emit_matmul, emit_table, operand_of)
+from . import layout
 from .context import Const, Importer, Tensor
 from .qdq import dequantize_linear, gemm_operands, quantize_linear
 from .quantparams import triple_quant
@@ -195,16 +196,57 @@ def conv_integer(imp: Importer, node: OnnxNode) -> None:
     a node is imported only when no pair can reach the int16 range."""
     x = zero_point_operand(imp, node, 0, 2, "x")
     w = zero_point_operand(imp, node, 1, 3, "w", vector_axis=lambda r: 0)
-    if (x.quant.dtype, w.quant.dtype) == ("int8", "uint8") and get_profile(imp.profile).pairwise_int16_saturation:
-        if not w.is_const or not _pairs_cannot_saturate(w.value, node.attr("group", 1)):
-            raise Refused(f"{node.where()}: int8 x with uint8 w under profile {imp.profile!r}: ONNX Runtime sums "
-                          "w x im2col(x) in int16-saturated pairs along (c, kh, kw), which qnnref's conv2d does "
-                          "not express (and these weights can saturate a pair)")
+    if (x.quant.dtype, w.quant.dtype) == ("int8", "uint8") and get_profile(imp.profile).pairwise_int16_saturation \
+            and not (w.is_const and _pairs_cannot_saturate(w.value)):
+        _conv_integer_as_ort_gemm(imp, node, x, w)
+        return
     emit_conv(imp, node, x, w, None, Output(node.outputs[0], None),
               extra_attrs={"pairwise_int16_saturation": False})
 
 
-def _pairs_cannot_saturate(w: np.ndarray, group: int) -> bool:
+def _conv_integer_as_ort_gemm(imp: Importer, node: OnnxNode, x: Operand, w: Operand) -> None:
+    """ConvInteger of int8 x and uint8 w as ONNX Runtime computes it on x86
+    without VNNI: per group, the GEMM w [M/g, K] x im2col(x) [K, OH*OW] with
+    K in (c, kh, kw) order, u8 x s8 products summed in int16-saturated pairs
+    along K. In qnnref: pad x with its zero point, gather the patches into
+    that order, and a ``matmul`` (u8 weights as ``a``, the patches as ``b``)
+    with an int32 output, whose pairwise saturation is exactly this one."""
+    if not w.is_const or w.quant.axis is not None:
+        raise Refused(f"{node.where()}: int8 x with uint8 w needs constant weights with one zero point here")
+    n, c, h, wd = imp.shape(x.value)
+    m, cg, kh, kw = w.value.shape
+    group = node.attr("group", 1)
+    geo = layout.window_geometry(node, (n, c, h, wd), kernel=[kh, kw])
+    (sh, sw), (dh, dw), (top, left, bottom, right) = geo["strides"], geo["dilations"], geo["pads"]
+    hp, wp = h + top + bottom, wd + left + right
+    oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    if c != group * cg or m % group or oh < 1 or ow < 1:
+        raise Refused(f"{node.where()}: inconsistent shapes for group {group}")
+    xq = imp.info(x.value).quant
+    name = node.outputs[0]
+    # x padded with its zero point (ONNX Runtime's im2col pads with it), flattened per channel
+    t = imp.emit("pad", [imp.onnx_layout(x.value)], {"pads": [0, 0, top, left, 0, 0, bottom, right],
+                                                   "mode": "constant", "value": int(x.quant.zero_points())},
+                 imp.fresh(f"{name}_padded"), xq)
+    t = imp.emit("reshape", [t], {"shape": [n, c, hp * wp]}, imp.fresh(f"{name}_flat"), xq)
+    # im2col: index [kh*KW + kw, oh*OW + ow] -> the pixel (oh*sh + kh*dh, ow*sw + kw*dw)
+    rows = np.arange(kh)[:, None] * dh + np.arange(oh)[None, :] * sh          # [KH, OH]
+    cols = np.arange(kw)[:, None] * dw + np.arange(ow)[None, :] * sw          # [KW, OW]
+    index = rows[:, None, :, None] * wp + cols[None, :, None, :]              # [KH, KW, OH, OW]
+    index = index.reshape(kh * kw, oh * ow).astype(np.int64)
+    t = imp.emit("gather", [t, imp.constant(index, "int64", None, f"{name}_im2col")], {"axis": 2},
+                 imp.fresh(f"{name}_patches"), xq)                       # [N, C, KH*KW, OH*OW]
+    t = imp.emit("reshape", [t], {"shape": [n, group, cg * kh * kw, oh * ow]}, imp.fresh(f"{name}_cols"), xq)
+    wq = OnnxQuant("uint8", np.ones((), np.float32), w.quant.zero_point, None, None).to_quant(())
+    a = imp.constant(np.ascontiguousarray(w.value.reshape(group, m // group, cg * kh * kw)), "uint8", wq,
+                     f"{w.source or name}_rows")
+    t = imp.emit("matmul", [a, t], {"dtype": "int32"}, imp.fresh(f"{name}_gemm"), node_name=node.name)
+    out = imp.out_name(name, layout.identity(4))
+    imp.emit("reshape", [t], {"shape": [n, m, oh, ow]}, out)
+    imp.bind(name, Tensor(out, layout.identity(4)))
+
+
+def _pairs_cannot_saturate(w: np.ndarray) -> bool:
     """Whether every pair w[m, 2i] * x + w[m, 2i+1] * x' of ConvInteger's GEMM
     rows (ONNX weights [M, C/group, KH, KW] flattened per output channel: K in
     (c, kh, kw) order) stays within int16 for every int8 x, x' (|x| <= 128)."""

@@ -186,25 +186,27 @@ def test_conv_integer_is_exact(native, x_dtype, w_dtype, attrs):
     assert q.graph.nodes[1].attrs["pairwise_int16_saturation"] is False
 
 
-def test_conv_integer_on_avx2_u8_x_is_exact_s8_x_is_refused_unless_it_cannot_saturate():
+@pytest.mark.parametrize("attrs", [{}, {"pads": [1, 2, 0, 1], "strides": [2, 1], "dilations": [1, 2]}, {"group": 2}])
+def test_conv_integer_on_avx2_saturates_exactly_as_onnx_runtime(attrs):
     """ORT's ConvInteger multiplies w (GEMM operand A) by im2col(x): with u8 x
-    and s8 w nothing saturates; with s8 x and u8 w pairs along (c, kh, kw) do."""
+    and s8 w nothing saturates (conv2d, exact); with s8 x and u8 w pairs along
+    (c, kh, kw) do, which the importer reproduces as pad -> gather -> matmul."""
     _avx2_or_skip()
-    from qnnref import ValidationError
-    from qnnref.onnx import import_onnx
     rng = np.random.default_rng(34)
+    g = attrs.get("group", 1)
     x_u8 = rng.choice([0, 255], (1, 4, 6, 6)).astype(U8)
-    m_u8 = conv_integer_model(rng.choice([-128, 127], (3, 4, 3, 3)).astype(S8), U8, 0, 0)
+    m_u8 = conv_integer_model(rng.choice([-128, 127], (4, 4 // g, 3, 3)).astype(S8), U8, 3, 0, **attrs)
     x_s8 = rng.choice([-128, 127], (1, 4, 6, 6)).astype(S8)
-    m_big = conv_integer_model(rng.choice([0, 255], (3, 4, 3, 3)).astype(U8), S8, 0, 0)
-    m_small = conv_integer_model(rng.integers(0, 128, (3, 4, 3, 3)).astype(U8), S8, 0, 0)   # pairs <= 254
-    outs = ort_harness.run_cases([(m_u8.SerializeToString(), {"x": x_u8}), (m_small.SerializeToString(), {"x": x_s8})],
-                                 "avx2")
-    np.testing.assert_array_equal(qnn_run(m_u8, {"x": x_u8}, "ort-cpu-x86")[1]["y"], outs[0][0])
-    np.testing.assert_array_equal(qnn_run(m_small, {"x": x_s8}, "ort-cpu-x86")[1]["y"], outs[1][0])
-    with pytest.raises(ValidationError, match="int16-saturated pairs along"):
-        import_onnx(m_big, profile="ort-cpu-x86")
-    import_onnx(m_big, profile="ort-cpu-x86-vnni")
+    m_big = conv_integer_model(rng.choice([0, 255], (4, 4 // g, 3, 3)).astype(U8), S8, -7, 200, **attrs)
+    m_small = conv_integer_model(rng.integers(0, 128, (4, 4 // g, 3, 3)).astype(U8), S8, 0, 0, **attrs)
+    feeds = [(m_u8, x_u8), (m_big, x_s8), (m_small, x_s8)]
+    outs = ort_harness.run_cases([(m.SerializeToString(), {"x": x}) for m, x in feeds], "avx2")
+    for (m, x), (want,) in zip(feeds, outs):
+        np.testing.assert_array_equal(qnn_run(m, {"x": x}, "ort-cpu-x86")[1]["y"], want)
+    q, exact = qnn_run(m_big, {"x": x_s8}, "ort-cpu-x86-vnni")
+    assert not np.array_equal(exact["y"], outs[1][0])                       # saturation did happen
+    assert "conv2d" in ops_of(q) and "matmul" in ops_of(qnn_run(m_big, {"x": x_s8}, "ort-cpu-x86")[0])
+    assert "conv2d" in ops_of(qnn_run(m_small, {"x": x_s8}, "ort-cpu-x86")[0])   # cannot saturate: conv2d
 
 
 # ---------------------------------------------------------------------------
