@@ -399,13 +399,17 @@ def _source_metadata(imp: Importer) -> dict:
     for name, v in imp.values.items():
         if not isinstance(v, Tensor) or name in g.outputs:     # outputs keep name, layout and type
             continue
-        if v.name == name and not v.dequantized and layout.is_identity(v.perm):
+        if v.name == name and not v.dequantized and not v.cast and layout.is_identity(v.perm):
             continue
         entry = {"tensor": v.name}
         if not layout.is_identity(v.perm):
             entry["perm"] = list(v.perm)
         if v.dequantized:
             entry["dequantized"] = True
+        if v.cast:                                   # the ONNX value is cast(integers + offset)
+            entry["cast"] = v.cast
+            if v.offset:
+                entry["offset"] = v.offset
         tensors[name] = entry
     return {"format": "onnx", "opset": g.opset, "opsets": dict(g.opsets), "producer": g.producer,
             "tensors": tensors}
