@@ -79,6 +79,7 @@ SEMANTICS = {
     "pairwise_int16": "pairwise int16 saturation of u8 x s8 products (x86 VPMADDUBSW)",
     "zero_point_in_float": "a float recipe that adds the output zero point before rounding",
     "add_form": "a float add computed in ORT's ratio/fma form",
+    "int32_output": "a matmul / conv2d whose int32 output is the accumulator itself (no requantization)",
 }
 
 
@@ -87,6 +88,8 @@ def needed_semantics(ctx) -> set[str]:
     need = set()
     if ctx.prepared.get("pairwise_int16"):
         need.add("pairwise_int16")
+    if ctx.node.op in ("matmul", "conv2d") and ctx.outputs[0].dtype == "int32":
+        need.add("int32_output")
     try:
         recipe = ctx.recipe
     except Exception:  # an operator without a recipe attribute

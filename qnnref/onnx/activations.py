@@ -44,6 +44,8 @@ def relu_clip(imp: Importer, node: OnnxNode) -> None:
         if _clip_then_quantize(imp, node, v):       # Relu / Clip of a float input right before a QuantizeLinear
             return
         raise Refused(f"{node.where()}: float {node.op_type} (qnnref has no float32 operators yet)")
+    elif v.cast:
+        lo, hi = _view_bound(node, v, info, lo, True), _view_bound(node, v, info, hi, False)
     else:
         lo, hi = (None if b is None else int(np.asarray(b).reshape(())) for b in (lo, hi))
     dt = info.dt
@@ -53,6 +55,21 @@ def relu_clip(imp: Importer, node: OnnxNode) -> None:
         imp.bind(node.outputs[0], v)
         return
     emit_moved(imp, node, v, "clamp", [v.name], {"min": lo, "max": hi}, v.perm, info.quant)
+
+
+def _view_bound(node: OnnxNode, v: Tensor, info, bound, lower: bool) -> int | None:
+    """A Clip bound on a cast view (integers + offset, converted exactly), in
+    the integers' units. A bound inside the range must be an integer: else
+    the clipped value would be the bound, which no integer is."""
+    if bound is None:
+        return None
+    b = float(np.asarray(bound).reshape(()))
+    lo, hi = info.dt.min + v.offset, info.dt.max + v.offset
+    if (lower and b <= lo) or (not lower and b >= hi):
+        return None
+    if not b.is_integer():
+        raise Refused(f"{node.where()}: bound {b} on integers cast to {v.cast}: not an integer")
+    return min(max(int(b), lo), hi) - v.offset
 
 
 def _exact_code(node: OnnxNode, q, dtype: str, bound) -> int | None:

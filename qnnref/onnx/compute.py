@@ -34,11 +34,20 @@ class Operand:
 @dataclass
 class Output:
     name: str                           # the ONNX value the result is bound to
-    quant: OnnxQuant                    # per-tensor
+    #: per-tensor; None: an unquantized int32 accumulator (MatMulInteger,
+    #: ConvInteger); an int32 accumulator may also be quantized at s_a * s_b
+    quant: OnnxQuant | None
     act: tuple[int | None, int | None] = (None, None)
     #: the ONNX value is the dequantization of the result (data movement on a
     #: dequantized view); the qnnref tensor then gets an integer name
     dequantized: bool = False
+
+    @property
+    def dtype(self) -> str:
+        return "int32" if self.quant is None else self.quant.dtype
+
+    def qnnref_quant(self, perm):
+        return None if self.quant is None else self.quant.to_quant(tuple(perm))
 
     def attrs(self) -> dict:
         lo, hi = self.act
@@ -114,7 +123,7 @@ def _const_tensor(imp: Importer, op: Operand, perm, base: str) -> str:
 
 
 def _dtype_attr(imp: Importer, x_dtype: str, out: Output) -> str | None:
-    return None if out.quant.dtype == x_dtype else out.quant.dtype
+    return None if out.dtype == x_dtype else out.dtype
 
 
 # ---------------------------------------------------------------------------
@@ -122,7 +131,7 @@ def _dtype_attr(imp: Importer, x_dtype: str, out: Output) -> str | None:
 # ---------------------------------------------------------------------------
 
 def emit_conv(imp: Importer, node: OnnxNode, x: Operand, w: Operand, bias: np.ndarray | None,
-              out: Output) -> None:
+              out: Output, extra_attrs: dict | None = None) -> None:
     if x.is_const:
         raise Refused(f"{node.where()}: a constant convolution input is not supported")
     xshape = imp.shape(x.value)
@@ -152,9 +161,9 @@ def emit_conv(imp: Importer, node: OnnxNode, x: Operand, w: Operand, bias: np.nd
             raise Refused(f"{node.where()}: the bias must be int32, got {bias.dtype}")
         inputs.append(imp.constant(np.ascontiguousarray(bias.reshape(-1)), "int32", None,
                                    f"{node.name}_bias"))
-    attrs = dict(geo, groups=group, dtype=_dtype_attr(imp, x.quant.dtype, out), **out.attrs())
+    attrs = dict(geo, groups=group, dtype=_dtype_attr(imp, x.quant.dtype, out), **out.attrs(), **(extra_attrs or {}))
     name = result_name(imp, out, NHWC)
-    imp.emit("conv2d", inputs, attrs, name, out.quant.to_quant(NHWC), node_name=node.name)
+    imp.emit("conv2d", inputs, attrs, name, out.qnnref_quant(NHWC), node_name=node.name)
     _bind(imp, out, name, NHWC)
 
 
@@ -195,7 +204,7 @@ def emit_matmul(imp: Importer, node: OnnxNode, a: Operand, b: Operand, bias: np.
     rank = len(np.broadcast_shapes(ashape[:-2], bshape[:-2])) + 2
     perm = layout.identity(rank)
     name = result_name(imp, out, perm)
-    imp.emit("matmul", inputs, attrs, name, out.quant.to_quant(perm), node_name=node.name)
+    imp.emit("matmul", inputs, attrs, name, out.qnnref_quant(perm), node_name=node.name)
     _bind(imp, out, name, perm)
 
 
@@ -275,12 +284,21 @@ def emit_table(imp: Importer, node: OnnxNode, function: str, x: Operand, out: Ou
 # Pools, mean, concat
 # ---------------------------------------------------------------------------
 
-def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> None:
+def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output, channels_last: bool = False) -> None:
+    """AveragePool / QLinearAveragePool: ``avg_pool2d`` in NHWC. With
+    ``channels_last`` (com.microsoft's attribute) the ONNX tensors themselves
+    are NHWC: qnnref's layout is then ONNX's own axis order."""
     if x.is_const or x.quant.axis is not None:
         raise Refused(f"{node.where()}: the input must be a run-time tensor quantized per tensor")
     if x.quant.dtype != out.quant.dtype:
         raise Refused(f"{node.where()}: input and output types differ")
     xshape = imp.shape(x.value)
+    NHWC = layout.nhwc(4)
+    if channels_last:
+        if len(xshape) != 4:
+            raise Refused(f"{node.where()}: only 2-D windows (NHWC inputs) are supported, "
+                          f"the input has rank {len(xshape)}")
+        xshape = layout.onnx_shape(xshape, NHWC)      # the NCHW shape the geometry is written for
     geo = layout.window_geometry(node, xshape, pool=True)
     include_pad = bool(node.attr("count_include_pad", 0))
     if include_pad and node.attr("ceil_mode", 0):
@@ -288,17 +306,18 @@ def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> Non
                                                 node.outputs, {**node.attrs, "ceil_mode": 0}), xshape, pool=True)
         if plain["pads"] != geo["pads"]:
             raise Refused(f"{node.where()}: ceil_mode with count_include_pad=1 and a partial last window")
-    NHWC = layout.nhwc(4)
-    xs = imp.materialize(x.value, NHWC)
+    # qnnref's NHWC tensor: ONNX's own layout for channels_last, else ONNX's NCHW permuted
+    perm = layout.identity(4) if channels_last else NHWC
+    xs = imp.materialize(x.value, perm)
     attrs = dict(geo, count_include_pad=include_pad, **out.attrs())
     if x.quant.same(out.quant):
         # the average of the codes, rounded as the profile rounds (qnnref's default
         # for this path is TFLite's ties-away; ONNX runtimes round half to even)
         from ..profiles import get_profile
         attrs["rounding"] = get_profile(imp.profile).requant.rounding
-    name = result_name(imp, out, NHWC)
-    imp.emit("avg_pool2d", [xs], attrs, name, out.quant.to_quant(NHWC), node_name=node.name)
-    _bind(imp, out, name, NHWC)
+    name = result_name(imp, out, perm)
+    imp.emit("avg_pool2d", [xs], attrs, name, out.quant.to_quant(perm), node_name=node.name)
+    _bind(imp, out, name, perm)
 
 
 def emit_mean(imp: Importer, node: OnnxNode, x: Operand, axes, keepdims: bool, out: Output) -> None:

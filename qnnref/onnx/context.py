@@ -31,6 +31,12 @@ class Tensor:
     name: str                       # the qnnref tensor
     perm: tuple[int, ...]           # qnnref axis i holds ONNX axis perm[i]
     dequantized: bool = False       # the ONNX value is dequantize(this integer tensor)
+    #: a *cast view*: the ONNX value is this integer tensor plus ``offset``,
+    #: converted exactly to the ONNX type ``cast`` (a qnnref dtype name): what
+    #: ``Cast`` of integers to a wider type (and ``Add`` of an integer constant)
+    #: make. Data movement keeps it; ``Cast`` back to the tensor's dtype ends it.
+    cast: str | None = None
+    offset: int = 0
 
 
 @dataclass(frozen=True, eq=False)

@@ -288,8 +288,25 @@ class _Exporter:
                               producer_name="qnnref")
         m.ir_version = 10
         helper.set_model_props(m, {"qnnref.profile": self.profile.name, "qnnref.format": self.format,
-                                   "qnnref.inexact": json.dumps(self.report.inexact)})
+                                   "qnnref.inexact": json.dumps(self.report.inexact),
+                                   "qnnref.input_quantization": json.dumps(self.input_quantization())})
         return m
+
+    def input_quantization(self) -> dict:
+        """The quantization of the quantized graph inputs, which an ONNX graph
+        states only where a quantized operator reads them (not before a
+        MaxPool, a Concat or a Cast): the importer's hint for the others, so
+        that qnnref -> ONNX -> qnnref keeps them."""
+        out = {}
+        for name in self.g.inputs:
+            t = self.tensor(name)
+            if t.quant is None:
+                continue
+            q = t.quant
+            out[name] = {"dtype": t.dtype, "scale": np.asarray(q.scale, np.float32).tolist(),
+                         "zero_point": None if q.zero_point is None else np.asarray(q.zero_point).tolist(),
+                         "axis": q.axis, "block_size": q.block_size}
+        return out
 
     # =====================================================================================
     # Operators

@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import json
 from collections import deque
 
 import numpy as np
@@ -24,12 +25,13 @@ from onnx import helper
 from .. import dtypes
 from ..builder import GraphBuilder
 from ..errors import QnnError, ValidationError
+from ..graph import Quant
 from ..interpreter import Model
 from ..profiles import get_profile
 from . import layout
 from .context import Const, Importer, Tensor
 from .quantparams import input_slots, qdq_quant, triple_quant
-from .reader import OnnxNode, Refused, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
+from .reader import OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
 from .registry import FLOAT_OPS, HANDLERS
 from . import activations, movement, qdq, qoperator, selection  # noqa: F401  (register the handlers)
 
@@ -125,7 +127,7 @@ def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
             dtype = qnnref_dtype(gi.elem_type, f"graph input {gi.name!r}")
             q = None
             if dtype in ("int4", "uint4", "int8", "uint8", "int16"):
-                q = _input_quant(imp, gi.name, dtype, shape)
+                q = _input_quant(imp, gi.name, dtype, shape) or _exported_quant(imp, gi.name, dtype)
             kw = {}
             if q is not None:
                 kw = dict(scale=q.scale, zero_point=q.zero_point, axis=q.axis, block_size=q.block_size)
@@ -135,9 +137,61 @@ def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
             refusals.append((None, str(e)))
 
 
+#: operators that state only the zero point of an integer input: (domain, op) ->
+#: {input index: (zero point index, axis of a 1-D zero point as a function of the rank)}
+_ZERO_POINT_ONLY = {
+    ("", "MatMulInteger"): {0: (2, None), 1: (3, lambda r: r - 1)},
+    ("", "ConvInteger"): {0: (2, None), 1: (3, lambda r: 0)},
+}
+
+
 def _input_quant(imp: Importer, name: str, dtype: str, shape):
     """The quantization of an integer graph input, from the first consumer that
-    states it (looking through movement operators); None if none does."""
+    states it (looking through movement operators); failing that, the zero
+    point that a MatMulInteger / ConvInteger reading it directly states, with
+    the unit scale 1 (their int32 outputs involve no scale); None if none does."""
+    q = _stated_input_quant(imp, name, dtype, shape)
+    if q is not None:
+        return q
+    for node in imp.consumers.get(name, []):
+        for i, (z, vector_axis) in _ZERO_POINT_ONLY.get(node.key, {}).items():
+            if node.input(i) != name or (node.input(z) and node.input(z) not in imp.values):
+                continue
+            zp = imp.const(node, z, "zero point") if node.input(z) else None
+            if zp is not None and imp.const_dtype(node, z) != dtype:
+                continue                         # refused at that node
+            zp = np.zeros((), dtypes.get(dtype).numpy) if zp is None else np.asarray(zp)
+            axis = vector_axis(len(shape)) if vector_axis is not None and zp.size > 1 else 0
+            try:
+                q = make_onnx_quant(node.where(), dtype, np.ones(zp.shape, np.float32), zp, axis, 0, shape)
+            except Refused:
+                continue
+            return q.to_quant(layout.identity(len(shape)))
+    return None
+
+
+def _exported_quant(imp: Importer, name: str, dtype: str):
+    """The quantization that qnnref's exporter recorded for graph input ``name``
+    (metadata ``qnnref.input_quantization``), if nothing in the graph states
+    one: an exported max_pool2d, concat or table reads its input without a
+    quantized ONNX operator."""
+    props = {p.key: p.value for p in imp.onnx.model.metadata_props}
+    try:
+        entry = json.loads(props.get("qnnref.input_quantization", "{}")).get(name)
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(entry, dict) or entry.get("dtype") != dtype:
+        return None
+    try:
+        zp = entry.get("zero_point")
+        return Quant(np.asarray(entry["scale"], np.float32),
+                     None if zp is None else np.asarray(zp).astype(dtypes.get(dtype).numpy),
+                     entry.get("axis"), entry.get("block_size"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _stated_input_quant(imp: Importer, name: str, dtype: str, shape):
     queue = deque([(name, True)])
     seen = set()
     while queue:
@@ -183,6 +237,13 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
         return
     if poisoned:
         return                            # outputs of a refused node with no inferred type
+    views = [i for i in inputs if isinstance(imp.values[i], Tensor) and imp.values[i].cast]
+    if views and node.key not in movement.CAST_VIEW_OPS:
+        refusals.append((node, f"{node.where()}: reads {views[0]!r}, integers cast to {imp.values[views[0]].cast}; "
+                               "only data movement, Clip / Relu, Pad, Gather (as table indices) and Cast take "
+                               "those here"))
+        _placeholders(imp, node)
+        return
     tainted = any(i in imp.tainted for i in inputs)
     skip_before = set(imp.skip)
     try:
@@ -298,6 +359,9 @@ def _final_tensor(imp: Importer, name: str, v) -> str:
         if name in imp.b.tensors:
             raise Refused("name clash")
         return imp.b.constant(name, v.data, dtype=v.dtype)
+    if v.cast:
+        raise Refused(f"integers cast to {v.cast} as a graph output (qnnref converts integers only by "
+                      "(de)quantizing)")
     if name in imp.b.tensors and not (v.name == name and layout.is_identity(v.perm) and not v.dequantized):
         raise Refused(f"tensor name {name!r} is already used")
     if v.dequantized:
@@ -335,13 +399,17 @@ def _source_metadata(imp: Importer) -> dict:
     for name, v in imp.values.items():
         if not isinstance(v, Tensor) or name in g.outputs:     # outputs keep name, layout and type
             continue
-        if v.name == name and not v.dequantized and layout.is_identity(v.perm):
+        if v.name == name and not v.dequantized and not v.cast and layout.is_identity(v.perm):
             continue
         entry = {"tensor": v.name}
         if not layout.is_identity(v.perm):
             entry["perm"] = list(v.perm)
         if v.dequantized:
             entry["dequantized"] = True
+        if v.cast:                                   # the ONNX value is cast(integers + offset)
+            entry["cast"] = v.cast
+            if v.offset:
+                entry["offset"] = v.offset
         tensors[name] = entry
     return {"format": "onnx", "opset": g.opset, "opsets": dict(g.opsets), "producer": g.producer,
             "tensors": tensors}

@@ -111,10 +111,12 @@ def window_geometry(node: OnnxNode, onnx_in_shape, kernel=None, pool: bool = Fal
             span = dilations[i] * (kernel[i] - 1) + 1
             floor_out = (size - span) // strides[i] + 1
             ceil_out = -(-(size - span) // strides[i]) + 1
+            # the last window starts at (ceil_out - 1) * stride - pad_begin; one that
+            # starts in the end padding is dropped (ONNX Runtime, PyTorch, and the
+            # ONNX spec's output-shape note)
+            if ceil_out > floor_out and (ceil_out - 1) * strides[i] - pads[i] >= hw[i]:
+                ceil_out -= 1
             if ceil_out > floor_out:
-                # the last window starts at (ceil_out - 1) * stride - pad_begin
-                if (ceil_out - 1) * strides[i] - pads[i] >= hw[i]:
-                    raise Refused(f"{node.where()}: ceil_mode with a last window that starts in the padding")
                 pads[i + 2] += (ceil_out - 1) * strides[i] + span - size
     out = {"strides": strides, "dilations": dilations, "pads": pads}
     if pool:

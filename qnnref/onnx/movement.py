@@ -13,13 +13,15 @@ need ONNX's element order.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from . import layout
 from .compute import alias_name
 from .context import Const, Importer, Tensor
-from .reader import OnnxNode, OnnxQuant, Refused
+from .. import dtypes
+from .reader import OnnxNode, OnnxQuant, Refused, qnnref_dtype
 from .registry import handles
 
 
@@ -33,7 +35,7 @@ def emit_moved(imp: Importer, node: OnnxNode, src: Tensor, op: str, inputs: list
     else:
         name = imp.out_name(onnx_name, perm_out)
     imp.emit(op, inputs, attrs, name, quant, node_name=node.name)
-    imp.bind(onnx_name, Tensor(name, tuple(perm_out), src.dequantized))
+    imp.bind(onnx_name, replace(src, name=name, perm=tuple(perm_out)))      # a view stays a view
 
 
 def moved_const(imp: Importer, node: OnnxNode, c: Const, fn, axis_map=None) -> None:
@@ -64,7 +66,7 @@ def transpose(imp: Importer, node: OnnxNode) -> None:
         return
     # y = x.transpose(perm): y's axis j is x's axis perm[j]. The qnnref tensor's
     # axis i holds x's axis v.perm[i], i.e. y's axis perm.index(v.perm[i]).
-    imp.bind(node.outputs[0], Tensor(v.name, tuple(perm.index(a) for a in v.perm), v.dequantized))
+    imp.bind(node.outputs[0], replace(v, perm=tuple(perm.index(a) for a in v.perm)))
 
 
 # ---------------------------------------------------------------------------
@@ -148,6 +150,81 @@ def unsqueeze(imp: Importer, node: OnnxNode) -> None:
     for a in axes:
         shape.insert(a, 1)
     reshape_to(imp, node, shape)
+
+
+# ---------------------------------------------------------------------------
+# Cast of integers: exact widening (a cast view), and back
+# ---------------------------------------------------------------------------
+
+#: ONNX operators that take a cast view (see context.Tensor.cast); the
+#: importer refuses any other consumer of one
+CAST_VIEW_OPS = {("", op) for op in ("Identity", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+                                     "DepthToSpace", "MaxPool", "GlobalMaxPool", "Pad", "Clip", "Relu", "Cast",
+                                     "Gather")}
+
+
+def exact_range(dtype: str) -> tuple[int, int] | None:
+    """The integers a value of ONNX type ``dtype`` (a qnnref dtype name) holds
+    exactly, all of them in between (None: not a numeric type here)."""
+    if dtype == "float32":
+        return -(2**24), 2**24
+    if dtype == "float16":
+        return -2048, 2048
+    dt = dtypes.get(dtype) if dtype in dtypes.DTYPES else None
+    return (dt.min, dt.max) if dt is not None and dt.is_int else None
+
+
+def view_range(imp: Importer, v: Tensor) -> tuple[int, int]:
+    """The values a cast view (or a plain integer tensor) can take."""
+    dt = imp.info(v).dt
+    return dt.min + v.offset, dt.max + v.offset
+
+
+def _fits(rng: tuple[int, int], dtype: str) -> bool:
+    ex = exact_range(dtype)
+    return ex is not None and ex[0] <= rng[0] and rng[1] <= ex[1]
+
+
+@handles("Cast")
+def cast(imp: Importer, node: OnnxNode) -> None:
+    """Cast of integers to a type that holds each of them exactly (int8 ->
+    int32, int16 -> float32, ...): no qnnref node, the value becomes a *cast
+    view* of the same integer tensor, which data movement, Clip, Pad, Gather
+    (as lookup-table indices) and Cast accept; an ``Add`` of an integer
+    constant right after it shifts the view. Cast back to the tensor's own
+    dtype gives the integer tensor again (exporters write int16 and 4-bit
+    Clip / Pad / MaxPool this way for runtimes without those kernels)."""
+    v = imp.value(node.input(0))
+    to = qnnref_dtype(node.attr("to"), f"{node.where()}: target type")
+    if not isinstance(v, Tensor) or v.dequantized or not imp.info(v).dt.is_int:
+        raise Refused(f"{node.where()}: Cast of a float value (qnnref casts only integers, exactly)")
+    base = imp.info(v).dtype
+    rng = view_range(imp, v)
+    if to == base and v.offset == 0:
+        out = Tensor(v.name, v.perm)                       # back to the integers themselves
+    elif _fits(rng, to):
+        out = replace(v, cast=to)
+    else:
+        raise Refused(f"{node.where()}: Cast of {base} values in [{rng[0]}, {rng[1]}] to {to}, which does not hold "
+                      "each of them exactly")
+    name = node.outputs[0]
+    imp.bind(name, out)
+    while out.cast is not None:                           # Add of an integer constant: shift the view
+        nxt = imp.single_consumer(name)
+        if nxt is None or nxt.key != ("", "Add") or len(nxt.inputs) != 2:
+            break
+        other = imp.values.get(nxt.inputs[1] if nxt.inputs[0] == name else nxt.inputs[0])
+        if not isinstance(other, Const) or other.quant is not None or other.data.size != 1:
+            break
+        c = float(np.asarray(other.data).reshape(()))
+        rng = (rng[0] + c, rng[1] + c)
+        if not c.is_integer() or len(np.broadcast_shapes(other.data.shape, imp.shape(out))) != len(out.perm) \
+                or not _fits(rng, out.cast):
+            break
+        out = replace(out, offset=out.offset + int(c))
+        name = nxt.outputs[0]
+        imp.bind(name, out)
+        imp.skip.add(nxt.index)
 
 
 @handles("Shape")

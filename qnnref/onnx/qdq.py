@@ -250,8 +250,9 @@ def transposed_operand(imp: Importer, node: OnnxNode, op: Operand) -> Operand:
     return Operand(Tensor(t.name, tuple(1 - a for a in t.perm), t.dequantized), q, op.source)
 
 
-def gemm_operands(imp: Importer, node: OnnxNode, a: Operand, b: Operand) -> tuple[Operand, Operand]:
-    for attr in ("alpha", "beta"):
+def gemm_operands(imp: Importer, node: OnnxNode, a: Operand, b: Operand,
+                  checked=("alpha", "beta")) -> tuple[Operand, Operand]:
+    for attr in checked:
         if float(node.attr(attr, 1.0)) != 1.0:
             raise Refused(f"{node.where()}: {attr} = {node.attr(attr)} (only 1.0 is supported)")
     if node.attr("transA", 0):

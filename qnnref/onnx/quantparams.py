@@ -54,7 +54,8 @@ def triple_quant(imp, node: OnnxNode, scale_i: int, zp_i: int, dtype: str, shape
             raise Refused(f"{where}: zero point of type {zdt} for a {dtype} tensor")
     if np.asarray(scale).size != 1 and vector_axis is None:
         raise Refused(f"{where}: only a per-tensor (scalar) scale is supported here")
-    return make_onnx_quant(where, dtype, scale, zp, vector_axis if vector_axis is not None else 0, 0, shape)
+    return make_onnx_quant(where, dtype, scale, zp, vector_axis if vector_axis is not None else 0, 0, shape,
+                           broadcast_zero_point=True)
 
 
 def qdq_quant(imp, node: OnnxNode, dtype: str | None, shape) -> OnnxQuant:

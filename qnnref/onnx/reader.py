@@ -237,12 +237,16 @@ class OnnxQuant:
 
 
 def make_onnx_quant(where: str, dtype: str, scale: np.ndarray, zero_point: np.ndarray | None,
-                    axis: int | None, block_size: int, shape: tuple[int, ...] | None) -> OnnxQuant:
+                    axis: int | None, block_size: int, shape: tuple[int, ...] | None,
+                    broadcast_zero_point: bool = False) -> OnnxQuant:
     """Normalise ONNX scale / zero point tensors to an OnnxQuant.
 
     ``shape`` is the quantized tensor's ONNX shape (None when unknown, then
     only per-tensor parameters are accepted). A scale with one element is
-    per-tensor whatever ``axis`` says (as ONNX Runtime reads it)."""
+    per-tensor whatever ``axis`` says (as ONNX Runtime reads it).
+    ``broadcast_zero_point``: a one-element zero point with a 1-D scale of
+    several elements is that zero point for every channel (the QLinear*
+    operators allow it; QuantizeLinear / DequantizeLinear want equal shapes)."""
     scale = to_numpy(np.asarray(scale))
     if scale.dtype != np.float32:
         if scale.dtype == np.float16 and block_size:
@@ -254,6 +258,8 @@ def make_onnx_quant(where: str, dtype: str, scale: np.ndarray, zero_point: np.nd
         zero_point = to_numpy(np.asarray(zero_point))
         if zero_point.size == 1 and scale.size == 1:
             zero_point = zero_point.reshape(scale.shape)     # () and [1] both mean one value
+        elif zero_point.size == 1 and scale.ndim == 1 and broadcast_zero_point:
+            zero_point = np.full(scale.shape, zero_point.reshape(()), zero_point.dtype)
         if zero_point.shape != scale.shape:
             raise Refused(f"{where}: zero point shape {list(zero_point.shape)} differs from the scale's "
                           f"{list(scale.shape)}")

@@ -99,6 +99,9 @@ def gather(imp: Importer, node: OnnxNode) -> None:
     data, idx = imp.value(node.input(0)), imp.value(node.input(1))
     rank = len(imp.shape(data))
     axis = layout.normalize_axis(node.attr("axis", 0), rank, node.where())
+    if isinstance(idx, Tensor) and idx.cast:
+        _gather_table(imp, node, data, idx)
+        return
     if isinstance(data, Const):
         if not isinstance(idx, Const) or data.quant is None:
             raise Refused(f"{node.where()}: gathering from a constant with run-time indices")
@@ -121,6 +124,28 @@ def gather(imp: Importer, node: OnnxNode) -> None:
         q = type(q)(q.scale, q.zero_point, out_axis, None)
     out_rank = rank - 1 + len(imp.shape(idx))
     emit_moved(imp, node, data, "gather", [src, idx_name], {"axis": axis}, layout.identity(out_rank), q)
+
+
+def _gather_table(imp: Importer, node: OnnxNode, data, idx: Tensor) -> None:
+    """Gather from a constant 1-D table with 8-bit integers (cast to int32 or
+    int64, maybe shifted by a constant) as indices: a ``table``, entry
+    ``data[x + offset]`` for each code x (ONNX's negative indices count from
+    the end), e.g. an exported qnnref table: ``Cast -> Add(128) -> Gather``."""
+    info = imp.info(idx)
+    if not isinstance(data, Const) or data.quant is not None or data.data.ndim != 1:
+        raise Refused(f"{node.where()}: integer indices from a Cast, into something other than a constant 1-D table")
+    if info.dtype not in ("int8", "uint8") or data.dtype not in ("int8", "uint8"):
+        raise Refused(f"{node.where()}: a table lookup needs 8-bit indices and entries (got {info.dtype} indices, "
+                      f"{data.dtype} entries)")
+    n = data.data.shape[0]
+    codes = np.arange(info.dt.min, info.dt.max + 1) + idx.offset
+    if codes.min() < -n or codes.max() >= n:
+        raise Refused(f"{node.where()}: indices in [{codes.min()}, {codes.max()}] for a table of {n} entries")
+    lut = np.ascontiguousarray(data.data[codes % n])
+    table = imp.constant(lut, data.dtype, None, f"{node.name}_table")
+    name = imp.out_name(node.outputs[0], idx.perm)
+    imp.emit("table", [idx.name, table], None, name, node_name=node.name)
+    imp.bind(node.outputs[0], Tensor(name, idx.perm))
 
 
 def _gather_ranges(imp: Importer, node: OnnxNode, v: Tensor, out: str, ranges: dict, last_name=None):
@@ -239,7 +264,10 @@ def _pad_code(imp: Importer, node: OnnxNode, v: Tensor, info, value) -> int | No
     if not v.dequantized:
         if info.dt.is_int and not float(value).is_integer():
             raise Refused(f"{node.where()}: a non-integer pad value for integers")
-        return int(value)
+        code = int(value) - v.offset                  # a cast view holds the integers + offset
+        if v.cast and not info.dt.min <= code <= info.dt.max:
+            raise Refused(f"{node.where()}: pad value {float(value)} is not a {info.dtype} value cast to {v.cast}")
+        return code
     q = info.quant
     if q is None or q.axis is not None:
         raise Refused(f"{node.where()}: padding a per-axis quantized tensor")

@@ -4,7 +4,8 @@
 * (w[co, kh, kw, c] - zp_w[co]) + bias[co]`` with ``g = co // (C_out / groups)``
 and ``Cg = C_in / groups``, where ``x_pad`` is ``x`` padded with its zero
 point (padded taps contribute exactly 0). Then the same int32 contract and
-requantization as matmul. Grouped and depthwise (groups == C_in)
+requantization as matmul (or, with output dtype int32, the accumulator
+itself: ONNX's ConvInteger). Grouped and depthwise (groups == C_in)
 convolutions are the same formula.
 
 The reference computes it as im2col (gather the patches) followed by the
@@ -19,9 +20,9 @@ import numpy as np
 
 from ..arith import RequantParams, check_accumulator, requantize_output
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
-from .matmul import (A_DTYPES, B_DTYPES, PAIRWISE_ATTR, centered, check_bias, check_bias_quant,
-                     check_out_dtype, exact_matmul, pairwise_int16_accumulator, pairwise_int16_applies,
-                     prepare_params)
+from .matmul import (A_DTYPES, B_DTYPES, PAIRWISE_ATTR, accumulator_output, centered, check_bias,
+                     check_bias_quant, check_int32_output_quant, check_out_dtype, exact_matmul,
+                     pairwise_int16_accumulator, pairwise_int16_applies, prepare_params)
 from .registry import Attr, Op, Slot, register
 
 
@@ -53,7 +54,7 @@ def weight_matrix(w: np.ndarray, w_zero_point, groups: int) -> np.ndarray:
 
 
 def conv2d(x: np.ndarray, x_zero_point, w: np.ndarray, w_zero_point, bias: np.ndarray | None,
-           params: RequantParams, y_zero_point, y_dtype: str, strides, dilations, pads,
+           params: RequantParams | None, y_zero_point, y_dtype: str, strides, dilations, pads,
            groups: int, act_min=None, act_max=None, w_matrix: np.ndarray | None = None,
            pairwise_int16: bool = False) -> np.ndarray:
     n, h, wd, c_in = x.shape
@@ -95,6 +96,9 @@ def conv2d(x: np.ndarray, x_zero_point, w: np.ndarray, w_zero_point, bias: np.nd
         acc = acc + bias.astype(np.int64)
     # Step 7: the int32 accumulator contract: every exact sum must fit int32.
     acc = check_accumulator(acc)
+    if y_dtype == "int32":
+        # Step 8 (int32 output, ONNX's ConvInteger): the accumulator itself.
+        return accumulator_output(acc, act_min, act_max)
     # Step 8: scale by s_x * s_w[co] / s_y and round as the recipe says, add
     # zp_y, clamp to the fused activation range and the output dtype.
     return requantize_output(acc, params, y_zero_point, y_dtype, act_min, act_max)
@@ -115,12 +119,12 @@ class Conv2D(Op):
     inputs = (Slot("x", doc="quantized activations [N, H, W, C_in] (NHWC)"),
               Slot("w", doc="quantized weights [C_out, KH, KW, C_in/groups] (OHWI)"),
               Slot("bias", optional=True, doc="int32 [C_out], added to the accumulator"))
-    outputs = (Slot("y", doc="quantized [N, OH, OW, C_out]"),)
+    outputs = (Slot("y", doc="quantized [N, OH, OW, C_out]; int32: the accumulator"),)
     attrs = (Attr("strides", "ints", [1, 1], "[sh, sw], each >= 1"),
              Attr("dilations", "ints", [1, 1], "[dh, dw], each >= 1"),
              Attr("pads", "ints", [0, 0, 0, 0], "[top, left, bottom, right], each >= 0"),
              Attr("groups", "int", 1, "number of groups; C_in and C_out are multiples of it"),
-             Attr("dtype", "str", None, "output dtype (default: the dtype of x)"),
+             Attr("dtype", "str", None, "output dtype (default: the dtype of x); int32: the accumulator"),
              Attr("act_min", "int", None, ACT_ATTRS_DOC),
              Attr("act_max", "int", None, ACT_ATTRS_DOC),
              PAIRWISE_ATTR)
@@ -170,18 +174,24 @@ class Conv2D(Op):
         x, w, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
         qx = ctx.require_quant(x, "input x")
         qw = ctx.require_quant(w, "weight w", ("per-tensor", "per-axis"), axis=0)
-        qy = ctx.out_quant(0)
         check_bias_quant(ctx, 2)
         p = ctx.prepared
         p["act"] = act_range(ctx)
         # one input and one output channel per group: ONNX Runtime's direct depthwise kernel
         depthwise = w.shape[3] == 1 and w.shape[0] == ctx.attrs["groups"]
         p["pairwise_int16"] = pairwise_int16_applies(ctx, x.dtype, w.dtype, depthwise)
-        # per-channel values have shape (C_out,) and broadcast on the last axis of [N, OH, OW, C_out]
-        p["params"] = prepare_params(ctx, scale(qx), scale(qw), scale(qy), "s_x * s_w / s_y")
+        if y.dtype == "int32":
+            # the output is the accumulator: no multiplier, no output zero point
+            check_int32_output_quant(ctx, scale(qx), scale(qw), 3)
+            p["params"] = None
+            p["y_zp"] = np.int64(0)
+        else:
+            qy = ctx.out_quant(0)
+            # per-channel values have shape (C_out,) and broadcast on the last axis of [N, OH, OW, C_out]
+            p["params"] = prepare_params(ctx, scale(qx), scale(qw), scale(qy), "s_x * s_w / s_y")
+            p["y_zp"] = zero_point(qy).astype(np.int64)
         p["x_zp"] = zero_point(qx).astype(np.int64)
         p["w_zp"] = zero_point(qw).astype(np.int64).reshape(qw.broadcast_shape(4))
-        p["y_zp"] = zero_point(qy).astype(np.int64)
         a = ctx.attrs
         # the float64 weight matrix of a constant w (8 bytes per weight) is
         # built on the first reference run: the kernels backend never needs it.

@@ -6,7 +6,9 @@ integer accumulator ``acc[..., m, n] = sum_k (a[..., m, k] - zp_a) *
 batch [..., K, N] that broadcasts against ``a`` like ``np.matmul``; it is
 quantized per tensor or per output column (axis -1). The accumulator must
 fit int32 (spec/arithmetic.md, "Accumulators"); the rounding is the model's
-requantization recipe.
+requantization recipe. With output dtype int32 the output *is* the
+accumulator: no requantization (ONNX's MatMulInteger; the output is
+unquantized, or quantized at ``s_a * s_b`` with zero point 0).
 
 The products are computed with float64 BLAS, which is exact here (see
 :func:`exact_matmul`); the helpers :func:`centered` and :func:`exact_matmul`
@@ -22,15 +24,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arith import (RequantParams, check_accumulator, combine_scales, exact_dot_bound_ok,
-                     pairwise_int16_matmul, prepare_requant, requantize_output)
+from ..arith import (INT32_MAX, INT32_MIN, RequantParams, check_accumulator, combine_scales,
+                     exact_dot_bound_ok, pairwise_int16_matmul, prepare_requant, requantize_output)
 from ..errors import ValidationError
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
 from .registry import Attr, Op, Slot, register
 
 A_DTYPES = ("int8", "uint8")
 B_DTYPES = ("int8", "int4", "uint8")
-OUT_DTYPES = ("int8", "uint8", "int16")
+OUT_DTYPES = ("int8", "uint8", "int16", "int32")
 
 
 def centered(q: np.ndarray, zero_point) -> np.ndarray:
@@ -87,8 +89,17 @@ def pairwise_int16_accumulator(a: np.ndarray, a_zero_point, b: np.ndarray, b_zer
     return pairs - zp_b * a_row_sums - zp_a * b_col_sums + k * zp_a * zp_b
 
 
+def accumulator_output(acc: np.ndarray, act_min=None, act_max=None) -> np.ndarray:
+    """The int32 output of matmul / conv2d with output dtype int32: the
+    accumulator itself (already checked to fit int32), clamped to the fused
+    activation range if one is given."""
+    lo = INT32_MIN if act_min is None else act_min
+    hi = INT32_MAX if act_max is None else act_max
+    return np.clip(acc, lo, hi).astype(np.int32)
+
+
 def matmul(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point, bias: np.ndarray | None,
-           params: RequantParams, y_zero_point, y_dtype: str, act_min=None, act_max=None,
+           params: RequantParams | None, y_zero_point, y_dtype: str, act_min=None, act_max=None,
            b_centered: np.ndarray | None = None, pairwise_int16: bool = False) -> np.ndarray:
     if pairwise_int16:
         # Steps 1-2 as x86 VPMADDUBSW computes them (u8 a, s8 b, a profile
@@ -109,6 +120,9 @@ def matmul(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point, bias: np.nd
         acc = acc + bias.astype(np.int64)
     # Step 4: the int32 accumulator contract: every exact sum must fit int32.
     acc = check_accumulator(acc)
+    if y_dtype == "int32":
+        # Step 5 (int32 output, ONNX's MatMulInteger): the accumulator itself.
+        return accumulator_output(acc, act_min, act_max)
     # Step 5: scale by s_a * s_b[n] / s_y and round as the recipe says, add
     # zp_y, clamp to the fused activation range and the output dtype.
     return requantize_output(acc, params, y_zero_point, y_dtype, act_min, act_max)
@@ -161,6 +175,21 @@ def pairwise_int16_applies(ctx, a_dtype: str, b_dtype: str, depthwise: bool = Fa
     return bool(flag) and a_dtype == "uint8" and b_dtype == "int8"
 
 
+def check_int32_output_quant(ctx, s_in, s_w, axis: int) -> None:
+    """An int32 output (the accumulator) is unquantized, or quantized at the
+    accumulator's own scale: ``fl32(s_in * s_w)`` (one value, or one per
+    output channel on ``axis``) with zero point 0. Shared with conv2d."""
+    y = ctx.outputs[0]
+    if y.quant is None:
+        return
+    granularity = ("per-axis",) if np.ndim(s_w) else ("per-tensor",)
+    q = ctx.require_quant(y, "int32 output", granularity, axis=axis)
+    want = combine_scales([s_in, s_w], np.float32(1), "float32")
+    if np.any(zero_point(q)) or not np.array_equal(scale(q), want):
+        raise ctx.error(f"int32 output {y.name!r} is the accumulator: unquantized, or quantized at "
+                        f"s_in * s_w = {want.tolist()} with zero point 0 (got {y.describe()})")
+
+
 def prepare_params(ctx, s_in, s_w, s_y, what: str) -> RequantParams:
     """The requantization parameters of s_in * s_w / s_y, prepared once."""
     real = combine_scales([s_in, s_w], s_y, ctx.recipe.scale_dtype)
@@ -176,8 +205,8 @@ class MatMul(Op):
     inputs = (Slot("a", doc="quantized activations [..., M, K]"),
               Slot("b", doc="quantized weights [K, N] or [..., K, N]"),
               Slot("bias", optional=True, doc="int32 [N], added to the accumulator"))
-    outputs = (Slot("y", doc="quantized [..., M, N]"),)
-    attrs = (Attr("dtype", "str", None, "output dtype (default: the dtype of a)"),
+    outputs = (Slot("y", doc="quantized [..., M, N]; int32: the accumulator"),)
+    attrs = (Attr("dtype", "str", None, "output dtype (default: the dtype of a); int32: the accumulator"),
              Attr("act_min", "int", None, ACT_ATTRS_DOC),
              Attr("act_max", "int", None, ACT_ATTRS_DOC),
              PAIRWISE_ATTR)
@@ -208,16 +237,22 @@ class MatMul(Op):
         a, b, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
         qa = ctx.require_quant(a, "input a")
         qb = ctx.require_quant(b, "input b", ("per-tensor", "per-axis"), axis=len(b.shape) - 1)
-        qy = ctx.out_quant(0)
         check_bias_quant(ctx, 2)
         p = ctx.prepared
         p["act"] = act_range(ctx)
         p["pairwise_int16"] = pairwise_int16_applies(ctx, a.dtype, b.dtype)
-        # per-column values have shape (N,) and broadcast on the last axis of [..., M, N]
-        p["params"] = prepare_params(ctx, scale(qa), scale(qb), scale(qy), "s_a * s_b / s_y")
+        if y.dtype == "int32":
+            # the output is the accumulator: no multiplier, no output zero point
+            check_int32_output_quant(ctx, scale(qa), scale(qb), len(y.shape) - 1)
+            p["params"] = None
+            p["y_zp"] = np.int64(0)
+        else:
+            qy = ctx.out_quant(0)
+            # per-column values have shape (N,) and broadcast on the last axis of [..., M, N]
+            p["params"] = prepare_params(ctx, scale(qa), scale(qb), scale(qy), "s_a * s_b / s_y")
+            p["y_zp"] = zero_point(qy).astype(np.int64)
         p["a_zp"] = zero_point(qa).astype(np.int64)
         p["b_zp"] = zero_point(qb).astype(np.int64)
-        p["y_zp"] = zero_point(qy).astype(np.int64)
         # b - zp_b of a constant b (float64, 8 bytes per weight) is built on
         # the first reference run, not here: the kernels backend never needs it.
         p["b_centered"] = None

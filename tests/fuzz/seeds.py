@@ -73,7 +73,7 @@ def seed_elementwise() -> Graph:
 def seed_quantize() -> Graph:
     """quantize / dequantize per-tensor, per-axis and blocked, requantize
     per-axis and from int32, a quantize recipe override, float reshape and
-    transpose, unquantized concat."""
+    transpose, unquantized concat, dynamic_quantize."""
     b = GraphBuilder(description="quantize seed")
     f = b.input("f", "float32", (2, 4, 6))
     q1 = b.node("quantize", [f], {"dtype": "int8"}, scale=0.05, zero_point=3, name="q_tensor")
@@ -91,7 +91,8 @@ def seed_quantize() -> Graph:
     cat = b.node("concat", [d1, d2], {"axis": 0}, name="concat_float")
     tr = b.node("transpose", [cat], {"perm": [1, 2, 0]}, name="transpose_float")
     rs = b.node("reshape", [tr], {"shape": [24, -1]}, name="reshape_float")
-    b.output(rs, r2, r3, r4d)
+    dy, ds, dz = b.node("dynamic_quantize", [f], name="q_dynamic")
+    b.output(rs, r2, r3, r4d, dy, ds, dz)
     # blocked int4 quantize -> dequantize, float16 scales
     g = b.graph()
     scale4 = np.array(np.random.default_rng(2).uniform(0.05, 0.2, (2, 4, 2)), np.float16)

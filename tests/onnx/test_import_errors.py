@@ -30,21 +30,22 @@ def test_missing_onnx_names_the_extra(monkeypatch):
 def test_every_unsupported_node_is_listed_at_once():
     inits = [init("s", 0.1, F32), init("z", 0, U8), init("bz", 0, U8)]
     nodes = [node("QuantizeLinear", ["x", "s", "z"], ["q"]),
-             node("MatMulInteger", ["q", "q2", "z", "bz"], ["mi"], name="mmi"),
+             node("QLinearSoftmax", ["q", "s", "z", "s", "z"], ["mi"], domain=MS, name="mmi", opset=13),
              node("Foo", ["q"], ["foo"], domain="my.domain", name="custom"),
              node("DequantizeLinear", ["q", "s", "z"], ["f"]),
              node("Softmax", ["f"], ["sm"], name="softmax"),
              node("Erf", ["x"], ["erf"], name="erf")]
-    m = make_model(nodes, {"x": (F32, (2, 2)), "q2": (U8, (2, 2))},
-                   {"mi": (np.int32, (2, 2)), "foo": (U8, (2, 2)), "sm": (F32, (2, 2)), "erf": (F32, (2, 2))},
+    m = make_model(nodes, {"x": (F32, (2, 2))},
+                   {"mi": (U8, (2, 2)), "foo": (U8, (2, 2)), "sm": (F32, (2, 2)), "erf": (F32, (2, 2))},
                    inits, check=False)
     m.opset_import.append(__import__("onnx").helper.make_opsetid("my.domain", 1))
     with pytest.raises(qnnref.ValidationError) as e:
         import_onnx(m, profile="qnnref")
     text = str(e.value)
-    for where in ("'mmi' (MatMulInteger)", "'custom' (my.domain:Foo)", "'softmax' (Softmax)", "'erf' (Erf)"):
+    for where in ("'mmi' (com.microsoft:QLinearSoftmax)", "'custom' (my.domain:Foo)", "'softmax' (Softmax)",
+                  "'erf' (Erf)"):
         assert where in text, text
-    assert "int32" in text and "custom domain" in text and "float32" in text
+    assert "table-based softmax" in text and "custom domain" in text and "float32" in text
     assert text.count("\n  - ") == 4
 
 

@@ -6,6 +6,8 @@ qnnref lacks."""
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,9 @@ import qnnref
 from onnx_helpers import (PROFILE, digits_float_model, digits_images, needs_profile, ops_of, ort, ort_quantize,
                           zoo_float_model)
 from qnnref.onnx import import_onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profiles"))
+import ort_harness  # noqa: E402  (the profile of this machine's CPU)
 
 CONFIGS = [(fmt, act, wt, pc) for fmt in ("qdq", "qop") for act, wt in (("u8", "s8"), ("s8", "s8"), ("u8", "u8"))
            for pc in (False, True)]
@@ -121,10 +126,7 @@ def test_imported_model_saves_and_loads(tmp_path):
 def test_quantize_static_digits_bit_exact_under_ort_profile(tmp_path, fmt, act, wt, per_channel):
     images, _ = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(), images, fmt, act, wt, per_channel)
-    # ORT saturates u8 x s8 pair sums only on CPUs without VNNI
-    from qnnref.conform.harness import cpu_info
-    profile = "ort-cpu-x86-vnni" if cpu_info()["vnni"] else "ort-cpu-x86"
-    worst, _ = compare(qm, import_onnx(qm, profile=profile), images)
+    worst, _ = compare(qm, import_onnx(qm, profile=ort_harness.native_profile()), images)
     assert worst == 0
 
 

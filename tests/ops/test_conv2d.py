@@ -331,6 +331,9 @@ def _node(x_shape=(1, 4, 4, 4), w_shape=(2, 3, 3, 4), x_dtype="int8", w_dtype="i
     (dict(bias=np.zeros(2, np.int32), bias_q={"scale": np.full(2, 0.01), "zero_point": np.array([0, 3]),
                                               "axis": 0}), r"zero point 0"),
     (dict(attrs={"dtype": "int4"}), r"attribute dtype must be one of"),
+    (dict(attrs={"dtype": "int32"}), r"int32 output .* is the accumulator"),
+    (dict(attrs={"dtype": "int32"}, w_q={"scale": np.full(2, 0.1), "axis": 0}, out_q={"scale": 0.01}),
+     r"int32 output .*per-tensor quantization is not supported"),
     (dict(attrs={"act_max": 300, "dtype": "uint8"}), r"act_max 300 is outside the uint8 range"),
     (dict(attrs={"strides": "1,1"}), r"attribute 'strides' must be of kind ints"),
 ])
@@ -347,3 +350,74 @@ def test_output_shape_formula():
                                     "groups": 3}, scale=0.1, zero_point=0)
     # OH = (10 + 1 + 2 - 2*2 - 1)//2 + 1 = 5; OW = (7 + 0 + 1 - 1 - 1)//3 + 1 = 3
     assert g.tensors[y].shape == (2, 5, 3, 9) and g.tensors[y].dtype == "uint8"
+
+
+# ---------------------------------------------------------------------------
+# Output dtype int32: the accumulator itself (ONNX's ConvInteger)
+# ---------------------------------------------------------------------------
+
+def int32_conv(x, x_dtype, zx, w, w_dtype, zw, bias=None, profile="qnnref", y_q=None, w_constant=True, **geo):
+    g = GraphBuilder(profile=profile)
+    xi = g.input("x", x_dtype, x.shape, scale=0.5, zero_point=zx)
+    axis = 0 if np.ndim(zw) else None
+    s_w = np.full(np.shape(zw), 0.25, np.float32) if axis is not None else 0.25
+    wi = (g.constant("w", w, dtype=w_dtype, scale=s_w, zero_point=zw, axis=axis) if w_constant
+          else g.input("w", w_dtype, w.shape, scale=s_w, zero_point=zw, axis=axis))
+    ins = [xi, wi] + ([g.constant("bias", bias)] if bias is not None else [])
+    y = g.node("conv2d", ins, node_attrs(dtype="int32", **geo), name="conv", **(y_q or {}))
+    g.output(y)
+    return g.build().run({"x": x} if w_constant else {"x": x, "w": w})[y]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), x_dtype=st.sampled_from(["int8", "uint8"]),
+       w_dtype=st.sampled_from(["int8", "int4", "uint8"]), groups=st.sampled_from([1, 2]),
+       kh=st.integers(1, 3), kw=st.integers(1, 3), per_channel=st.booleans(), with_bias=st.booleans(),
+       w_constant=st.booleans(), values=st.sampled_from(["random", "extremes"]),
+       zp_kind=st.sampled_from(["random", "min", "max", "zero"]), pads=st.sampled_from([(0, 0, 0, 0), (1, 0, 2, 1)]),
+       strides=st.sampled_from([(1, 1), (2, 1)]), dilations=st.sampled_from([(1, 1), (1, 2)]))
+def test_int32_output_is_the_exact_accumulator(seed, x_dtype, w_dtype, groups, kh, kw, per_channel, with_bias,
+                                                w_constant, values, zp_kind, pads, strides, dilations):
+    rng = np.random.default_rng(seed)
+    c_in, c_out = 2 * groups, 2 * groups
+    x = random_values(rng, x_dtype, (1, 5, 6, c_in), values)
+    w = random_values(rng, w_dtype, (c_out, kh, kw, c_in // groups), values)
+    zx = random_zero_point(rng, x_dtype, zp_kind)
+    zw = random_zero_point(rng, w_dtype, zp_kind, c_out if per_channel else None)
+    bias = rng.integers(-(2**20), 2**20, c_out).astype(np.int32) if with_bias else None
+    geo = dict(pads=list(pads), strides=list(strides), dilations=list(dilations), groups=groups)
+    y = int32_conv(x, x_dtype, zx, w, w_dtype, zw, bias, w_constant=w_constant, **geo)
+    assert y.dtype == np.int32
+    want = oracle_acc(x, zx, w, zw, bias, strides, dilations, pads, groups)
+    np.testing.assert_array_equal(y, want.astype(np.int64))
+
+
+def test_int32_output_quantized_at_the_accumulator_scale_and_saturation():
+    x = np.full((1, 1, 2, 2), 255, np.uint8)
+    w = np.full((1, 1, 2, 2), 127, np.int8)
+    q = {"scale": np.float32(0.5 * 0.25), "zero_point": 0}
+    # 4 products of 255 * 127: exact 129540; pairwise int16 saturation: 2 * 32767
+    assert int32_conv(x, "uint8", 0, w, "int8", 0, y_q=q, profile="ort-cpu-x86-vnni")[0, 0, 0, 0] == 129540
+    assert int32_conv(x, "uint8", 0, w, "int8", 0, profile="ort-cpu-x86")[0, 0, 0, 0] == 65534
+    with pytest.raises(RuntimeCheckError, match=r"node 'conv'.*overflows int32"):
+        int32_conv(x, "uint8", 0, w, "int8", 0, np.array([INT32_MAX - 100000], np.int32))
+
+
+def test_int32_output_runs_on_the_reference_unless_a_kernel_declares_it():
+    """A kernel written before the int32 output mode (the depthwise kernel) is
+    never given such a node: it needs the semantic "int32_output"."""
+    from qnnref import _kernels
+    g = GraphBuilder(profile="qnnref")
+    xi = g.input("x", "uint8", (1, 4, 4, 3), scale=0.5, zero_point=7)
+    wi = g.constant("w", np.arange(27, dtype=np.int8).reshape(3, 3, 3, 1), scale=0.25)
+    y = g.node("conv2d", [xi, wi], {"groups": 3, "dtype": "int32"}, name="conv")
+    g.output(y)
+    model = g.build()
+    runs = model.plan()[0]["runs"]
+    assert runs.startswith("reference")
+    if _kernels.available() and "conv2d" in _kernels.KERNELS:
+        assert "int32 output is the accumulator" in runs
+    assert "int32_output" in _kernels.needed_semantics(model._contexts[0])
+    x = np.arange(48, dtype=np.uint8).reshape(1, 4, 4, 3)
+    want = oracle_acc(x, 7, np.arange(27).reshape(3, 3, 3, 1), 0, None, (1, 1), (1, 1), (0, 0, 0, 0), 3)
+    np.testing.assert_array_equal(model.run({"x": x})[y], want.astype(np.int64))

@@ -311,7 +311,12 @@ def _node(a_shape=(2, 3), b_shape=(3, 4), a_dtype="int8", b_dtype="int8", a_q=No
     (dict(bias=np.zeros(3, np.int32)), r"bias 'bias' must have shape \[4\]"),
     (dict(bias=np.zeros(4, np.int8)), r"bias 'bias' has dtype int8"),
     (dict(bias=np.zeros(4, np.int32), bias_q={"scale": 0.01, "zero_point": 1}), r"zero point 0"),
-    (dict(attrs={"dtype": "int32"}), r"attribute dtype must be one of"),
+    (dict(attrs={"dtype": "int4"}), r"attribute dtype must be one of"),
+    (dict(attrs={"dtype": "int32"}), r"int32 output .* is the accumulator"),
+    (dict(attrs={"dtype": "int32"}, out_q={"scale": 0.01, "zero_point": 0}), r"s_in \* s_w = 0\.0100"),
+    (dict(attrs={"dtype": "int32"}, out_q={"scale": 0.01 * 0.1, "zero_point": 1}), r"with zero point 0"),
+    (dict(attrs={"dtype": "int32"}, b_q={"scale": np.full(4, 0.1), "axis": 1}, out_q={"scale": 0.01}),
+     r"int32 output .*per-tensor quantization is not supported"),
     (dict(attrs={"act_min": 10, "act_max": 5}), r"act_min 10 > act_max 5"),
     (dict(attrs={"act_min": -200}), r"act_min -200 is outside the int8 range"),
     (dict(out_q={"scale": 1e30, "zero_point": 0}), r"multiplier s_a \* s_b / s_y"),
@@ -327,3 +332,75 @@ def test_default_output_dtype_is_the_dtype_of_a():
     bi = g.constant("b", np.ones((2, 2), np.int8), scale=0.1)
     y = g.node("matmul", [ai, bi], scale=0.1, zero_point=0)
     assert g.tensors[y].dtype == "uint8" and g.tensors[y].shape == (1, 2)
+
+
+# ---------------------------------------------------------------------------
+# Output dtype int32: the accumulator itself (ONNX's MatMulInteger)
+# ---------------------------------------------------------------------------
+
+def int32_node(a, a_dtype, za, b, b_dtype, zb, bias=None, profile="qnnref", s_a=0.5, s_b=0.25, y_q=None,
+               act=(None, None), b_constant=True):
+    g = GraphBuilder(profile=profile)
+    ai = g.input("a", a_dtype, a.shape, scale=s_a, zero_point=za)
+    axis = b.ndim - 1 if np.ndim(zb) else None
+    s_b = np.broadcast_to(np.float32(s_b), np.shape(zb)).astype(np.float32) if axis is not None else s_b
+    bi = (g.constant("b", b, dtype=b_dtype, scale=s_b, zero_point=zb, axis=axis) if b_constant
+          else g.input("b", b_dtype, b.shape, scale=s_b, zero_point=zb, axis=axis))
+    ins = [ai, bi] + ([g.constant("bias", bias)] if bias is not None else [])
+    y = g.node("matmul", ins, node_attrs(act=act, dtype="int32"), name="mm", **(y_q or {}))
+    g.output(y)
+    assert g.tensors[y].dtype == "int32"
+    feeds = {"a": a} if b_constant else {"a": a, "b": b}
+    return g.build().run(feeds)[y]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1),
+       a_dtype=st.sampled_from(["int8", "uint8"]), b_dtype=st.sampled_from(["int8", "int4", "uint8"]),
+       m=st.integers(1, 4), k=st.sampled_from([1, 2, 7, 16, 33]), n=st.integers(1, 4),
+       batch=st.sampled_from([(), (2,)]), per_channel=st.booleans(), with_bias=st.booleans(),
+       b_constant=st.booleans(), values=st.sampled_from(["random", "extremes"]),
+       zp_kind=st.sampled_from(["random", "min", "max", "zero"]))
+def test_int32_output_is_the_exact_accumulator(seed, a_dtype, b_dtype, m, k, n, batch, per_channel, with_bias,
+                                                b_constant, values, zp_kind):
+    rng = np.random.default_rng(seed)
+    a = random_values(rng, a_dtype, batch + (m, k), values)
+    b = random_values(rng, b_dtype, (k, n), values)
+    za = random_zero_point(rng, a_dtype, zp_kind)
+    zb = random_zero_point(rng, b_dtype, zp_kind, n if per_channel else None)
+    bias = rng.integers(-(2**20), 2**20, n).astype(np.int32) if with_bias else None
+    # every profile: no requantization, so no recipe is involved
+    for profile in ("qnnref", "onnx"):
+        y = int32_node(a, a_dtype, za, b, b_dtype, zb, bias, profile=profile, b_constant=b_constant)
+        assert y.dtype == np.int32
+        np.testing.assert_array_equal(y, oracle_acc(a, za, b, zb, bias).astype(np.int64))
+
+
+def test_int32_output_quantized_at_the_accumulator_scale():
+    """Unquantized, or quantized at fl32(s_a * s_b) (per column when b is)."""
+    a = np.array([[3, 1, -1], [5, 2, 0]], np.int8)
+    b = np.array([[1, -2], [3, 4], [-1, 2]], np.int8)
+    want = oracle_acc(a, 1, b, 0, None).astype(np.int64)
+    s_b = np.array([0.25, 0.1], np.float32)
+    s_y = (np.float32(0.3) * s_b).astype(np.float32)
+    got = int32_node(a, "int8", 1, b, "int8", np.zeros(2, np.int8), s_a=0.3, s_b=s_b,
+                     y_q={"scale": s_y, "zero_point": np.zeros(2, np.int64), "axis": 1})
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(int32_node(a, "int8", 1, b, "int8", 0), want)
+
+
+def test_int32_output_keeps_the_accumulator_contract_and_clamps():
+    a = np.array([[100, 0]], np.int8)
+    b = np.array([[100], [5]], np.int8)
+    with pytest.raises(RuntimeCheckError, match=r"node 'mm'.*overflows int32"):
+        int32_node(a, "int8", 0, b, "int8", 0, np.array([INT32_MAX - 9999], np.int32))
+    assert int32_node(a, "int8", 0, b, "int8", 0, np.array([INT32_MAX - 10000], np.int32))[0, 0] == INT32_MAX
+    assert int32_node(a, "int8", 0, b, "int8", 0, act=(-5, 7))[0, 0] == 7
+
+
+def test_int32_output_keeps_pairwise_int16_saturation():
+    """(255, 255) . (127, 127): 64770 exactly, 32767 summed in a saturated pair."""
+    a = np.array([[255, 255]], np.uint8)
+    b = np.array([[127], [127]], np.int8)
+    assert int32_node(a, "uint8", 0, b, "int8", 0, profile="ort-cpu-x86")[0, 0] == 32767
+    assert int32_node(a, "uint8", 0, b, "int8", 0, profile="ort-cpu-x86-vnni")[0, 0] == 64770
