@@ -8,7 +8,7 @@ OHWI, the data transposed). ORT runs every case of a CPU in one subprocess
 * ``native``: this machine; the expected profile is ``ort-cpu-x86`` when ORT
   saturates u8 x s8 pairs here (AVX2 or AVX-512 without VNNI), else
   ``ort-cpu-x86-vnni``;
-* ``avx2``: ORT with AVX-512, VNNI and AMX hidden from CPUID (cpuidmask.c),
+* ``avx2``: ORT with AVX-512, VNNI and AMX hidden from CPUID (qnnref/conform/cpuidmask.c),
   i.e. MLAS's AVX2 kernels: always ``ort-cpu-x86``.
 
 The "discriminates" tests check that the cases can tell the recipes apart:
