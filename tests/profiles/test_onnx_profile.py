@@ -37,12 +37,11 @@ def backend_cases():
     collect_testcases() takes ~20 s)."""
     import onnx.backend.test.case.node as node_cases
     from onnx import numpy_helper
-    before = len(node_cases._NodeTestCases)
-    for m in BACKEND_MODULES:
+    for m in BACKEND_MODULES:                # registers their cases (once per process)
         importlib.import_module(f"onnx.backend.test.case.node.{m}")
     arr = lambda a: np.asarray(a) if isinstance(a, (np.ndarray, np.generic)) else numpy_helper.to_array(a)
     out = {}
-    for c in node_cases._NodeTestCases[before:] or node_cases._NodeTestCases:
+    for c in node_cases._NodeTestCases:
         if not c.name.startswith(tuple(f"test_{m}" for m in BACKEND_MODULES)):
             continue
         ins, outs = c.data_sets[0]
@@ -220,11 +219,10 @@ def _backend_names() -> list[str]:
     if importlib.util.find_spec("onnx") is None:
         return []
     import onnx.backend.test.case.node as node_cases
-    before = len(node_cases._NodeTestCases)
-    for m in BACKEND_MODULES:
+    for m in BACKEND_MODULES:                # registers their cases (once per process)
         importlib.import_module(f"onnx.backend.test.case.node.{m}")
-    return sorted(c.name for c in node_cases._NodeTestCases[before:]
-                  if c.name.startswith(tuple(f"test_{m}" for m in BACKEND_MODULES)))
+    return sorted({c.name for c in node_cases._NodeTestCases
+                   if c.name.startswith(tuple(f"test_{m}" for m in BACKEND_MODULES))})
 
 
 @pytest.mark.parametrize("name", _backend_names())
