@@ -80,6 +80,7 @@ SEMANTICS = {
     "zero_point_in_float": "a float recipe that adds the output zero point before rounding",
     "add_form": "a float add computed in ORT's ratio/fma form",
     "int32_output": "a matmul / conv2d whose int32 output is the accumulator itself (no requantization)",
+    "average_form": "an average pool computed in ORT's float form (dequantized taps summed in float)",
 }
 
 
@@ -98,6 +99,8 @@ def needed_semantics(ctx) -> set[str]:
         need.add("zero_point_in_float")
     if getattr(recipe, "add_form", "real_sum") != "real_sum" and ctx.node.op == "add":
         need.add("add_form")
+    if getattr(recipe, "average_form", "integer_sum") != "integer_sum" and ctx.node.op == "avg_pool2d":
+        need.add("average_form")
     return need
 
 
