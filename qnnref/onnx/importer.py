@@ -32,6 +32,7 @@ from .quantparams import input_slots, qdq_quant, triple_quant
 from .reader import OnnxNode, Refused, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
 from .registry import FLOAT_OPS, HANDLERS
 from . import activations, movement, qdq, qoperator, selection  # noqa: F401  (register the handlers)
+from . import floatops  # noqa: F401,E402  (last: routes some operators to float32 when no integer form applies)
 
 #: movement operators through which an integer graph input's quantization is looked for
 _PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Relu", "Clip",
