@@ -166,13 +166,18 @@ def _rollback(imp: Importer, snap) -> None:
     imp.__dict__["float_views"] = views
 
 
+def _reason(node: OnnxNode, e: Exception) -> str:
+    """A refusal message without the node's name (already said)."""
+    return str(e).removeprefix(f"{node.where()}: ")
+
+
 def _route(op_type: str, float_handler, ort_fuses=None) -> None:
     """Import ``op_type`` with its integer handler (if any) or as float.
 
     Under ``ort-*`` profiles with an ``ort_fuses`` test, the node is float
     exactly when ONNX Runtime does not fuse it. Otherwise the integer handler
     is tried first; if it refuses, the float handler imports the node (if it
-    refuses too, the integer handler's reason is reported)."""
+    refuses too, both reasons are reported)."""
     integer_handler = HANDLERS.get(("", op_type))
 
     def handler(imp: Importer, node: OnnxNode) -> None:
@@ -193,11 +198,11 @@ def _route(op_type: str, float_handler, ort_fuses=None) -> None:
             first = e
         try:
             float_handler(imp, node)
-        except (Refused, QnnError):
+        except (Refused, QnnError) as e:
             _rollback(imp, snap)
             for o in node.outputs:
                 imp.values.pop(o, None)
-            raise first from None
+            raise Refused(f"{first}; as a float32 operator: {_reason(node, e)}") from None
 
     handler.__doc__ = f"{op_type}: integer operator where possible, else float32 ({float_handler.__name__})."
     HANDLERS[("", op_type)] = handler
@@ -347,7 +352,10 @@ def float_matmul_node(imp: Importer, node: OnnxNode) -> None:
             raise Refused(f"{node.where()}: bias C of shape {list(c.shape)}: qnnref adds one value per "
                           f"output column (shape [{n}])")
         inputs.append(_const(imp, np.broadcast_to(c.reshape(-1), (n,)), f"{node.name}_bias"))
-    packed = isinstance(b, np.ndarray)         # ONNX Runtime packs a constant B once
+    # ONNX Runtime packs a float initializer B once (MatMul / Gemm PrePack);
+    # a DequantizeLinear output is computed at run time and not packed
+    bv = imp.value(node.input(1))
+    packed = isinstance(bv, Const) and bv.quant is None
     attrs = {"k_block": _k_block(imp, n, k, packed), "bias_first": bool(is_gemm and len(inputs) == 3)}
     rank = len(imp.info(a_name).shape)
     rank = max(rank, len(imp.info(b_name).shape))

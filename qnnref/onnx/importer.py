@@ -244,8 +244,8 @@ def _placeholders(imp: Importer, node: OnnxNode) -> None:
 
 def _no_handler_reason(node: OnnxNode) -> str:
     if node.domain == "" and node.op_type in FLOAT_OPS:
-        return (f"{node.where()}: float operator with no quantized form here; qnnref has no float32 "
-                "compute operators yet")
+        return (f"{node.where()}: float operator with no quantized form here, and no qnnref float32 "
+                "operator for it (spec/onnx-import.md, \"Float operators\")")
     if node.domain not in ("", "com.microsoft"):
         return f"{node.where()}: operator of the custom domain {node.domain!r} is not supported"
     return f"{node.where()}: operator not supported by the qnnref ONNX importer"
