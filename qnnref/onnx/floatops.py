@@ -184,6 +184,8 @@ def _route(op_type: str, float_handler, ort_fuses=None) -> None:
         if integer_handler is None:
             float_handler(imp, node)
             return
+        if op_type in ("Conv", "Gemm") and ort_profile(imp):
+            node = _ort_quantized_bias(imp, node)
         if ort_fuses is not None and ort_profile(imp) and not ort_fuses(imp, node):
             float_handler(imp, node)
             return
@@ -208,16 +210,100 @@ def _route(op_type: str, float_handler, ort_fuses=None) -> None:
     HANDLERS[("", op_type)] = handler
 
 
+# -- ONNX Runtime's graph rewrites --------------------------------------------------
+
+def _path_to_quantize(imp: Importer, name: str) -> bool:
+    """ONNX Runtime's IsNoBranchPathToQuantizeLinear: single consumers, any
+    number of Relu / Clip, then a QuantizeLinear -- which QDQ propagation
+    (run before it) may have copied in front of Reshape, Transpose, ..."""
+    for _ in range(64):
+        nxt = imp.single_consumer(name)
+        if nxt is None or nxt.domain != "" or nxt.input(0) != name:
+            return False
+        if nxt.is_quantize:
+            return True
+        if nxt.op_type not in ("Relu", "Clip", *_PROPAGATE):
+            return False
+        name = nxt.outputs[0]
+    return False
+
+
+#: operators ONNX Runtime's QDQPropagationTransformer moves Q / DQ pairs across
+#: (single consumer, per-tensor constant parameters): a DequantizeLinear before
+#: them, or a QuantizeLinear after them, counts as adjacent
+_PROPAGATE = ("MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice")
+
+
+def _produced_by_dequantize(imp: Importer, name: str) -> bool:
+    """Whether ONNX value ``name`` is, for ONNX Runtime, the output of a
+    per-tensor DequantizeLinear: directly, or through single-consumer
+    operators QDQ propagation crosses (not Resize, DepthToSpace, ...)."""
+    producers = imp.__dict__.setdefault("producers", {o: n for n in imp.onnx.nodes for o in n.outputs if o})
+    for hops in range(64):
+        p = producers.get(name)
+        if p is None or p.domain not in ("", "com.microsoft"):
+            return False
+        if p.op_type == "DequantizeLinear":
+            # propagation starts only from a DequantizeLinear with one consumer
+            # and per-tensor parameters
+            v = imp.values.get(name)
+            return hops == 0 or (imp.single_consumer(name) is not None and isinstance(v, Tensor)
+                                 and v.dequantized and imp.onnx_quant(v).axis is None)
+        if p.op_type not in _PROPAGATE or p.domain != "":
+            return False
+        name = p.input(0)
+    return False
+
+
+def _ort_quantized_bias(imp: Importer, node: OnnxNode) -> OnnxNode:
+    """ONNX Runtime's WeightBiasQuantization (level 1): the float bias of a
+    Conv / Gemm whose input is a per-tensor DequantizeLinear, whose weight is a
+    DequantizeLinear (per tensor, or per output channel) and whose output
+    reaches a QuantizeLinear through Relu / Clip only is replaced by
+    DequantizeLinear(int32 bias): ``s_b = fl32(s_x * s_w)``, ``q = Cast(Round(fl32(B / s_b)))``
+    (ties to even). The group may then be fused (and the integer operator reads
+    ``q``); if not, the float operator adds ``fl32(q * s_b)``. Returns the node
+    reading a fresh value bound to that quantized bias, or the node unchanged."""
+    from .reader import OnnxQuant
+    if not node.input(2):
+        return node
+    x, w, b = (imp.value(node.input(i)) for i in range(3))
+    if not (isinstance(x, Tensor) and x.dequantized and isinstance(b, Const) and b.quant is None
+            and b.dtype == "float32" and b.data.ndim == 1 and isinstance(w, Const) and w.quant is not None):
+        return node
+    xq, wq = imp.onnx_quant(x), w.quant
+    if xq is None or xq.axis is not None or wq.block_size is not None:
+        return node
+    if wq.axis is not None:
+        expected = 0 if node.op_type == "Conv" else (0 if node.attr("transB", 0) else 1)
+        if wq.axis != expected or wq.scale.size != b.data.size:
+            return node
+    if not (_produced_by_dequantize(imp, node.input(0)) and _path_to_quantize(imp, node.outputs[0])):
+        return node
+    f = np.float32
+    with np.errstate(all="ignore"):
+        s_b = (np.asarray(xq.scale, f) * np.asarray(wq.scale, f)).astype(f).reshape(-1 if wq.axis is not None else ())
+        q = np.rint((b.data.astype(f) / s_b).astype(f))
+    if not np.all(np.isfinite(q)) or np.any(np.abs(q) >= 2.0**31):
+        return node                                      # ORT's Cast would be undefined: leave it float
+    name = imp.fresh(f"{node.input(2)}_int32")
+    imp.bind(name, Const(q.astype(np.int32), "int32",
+                         OnnxQuant("int32", s_b, None, 0 if wq.axis is not None else None, None)))
+    return OnnxNode(node.index, node.name, node.op_type, node.domain, [*node.inputs[:2], name, *node.inputs[3:]],
+                    node.outputs, node.attrs)
+
+
 # -- which groups ONNX Runtime fuses ------------------------------------------------
 
 def _is_dq_input(imp: Importer, node: OnnxNode, i: int, int32: bool = False) -> bool:
+    """Input ``i`` is a DequantizeLinear output (an int32 one for a bias)."""
     name = node.input(i)
     if not name:
         return False
     v = imp.value(name)
     if isinstance(v, Const):
         return v.quant is not None and (v.quant.dtype == "int32") == int32
-    return v.dequantized and not int32
+    return v.dequantized and not int32 and _produced_by_dequantize(imp, name)
 
 
 def _redundant_activation(imp: Importer, act: OnnxNode, q_node: OnnxNode) -> bool:
@@ -254,14 +340,30 @@ def _redundant_activation(imp: Importer, act: OnnxNode, q_node: OnnxNode) -> boo
     return not (eps < lo - lower or eps < upper - hi)
 
 
+def _quantize_after(imp: Importer, name: str) -> OnnxNode | None:
+    """The QuantizeLinear that ONNX Runtime finds right after value ``name``:
+    its only consumer, or one reached through single-consumer operators that
+    QDQ propagation crosses (it copies the QuantizeLinear before them)."""
+    for _ in range(64):
+        nxt = imp.single_consumer(name)
+        if nxt is None or nxt.input(0) != name:
+            return None
+        if nxt.is_quantize:
+            return nxt
+        if nxt.domain != "" or nxt.op_type not in _PROPAGATE:
+            return None
+        name = nxt.outputs[0]
+    return None
+
+
 def _output_to_quantize(imp: Importer, node: OnnxNode) -> bool:
     """The node's output goes to exactly one QuantizeLinear, possibly through
-    a Relu / Clip that ONNX Runtime removes."""
+    a Relu / Clip that ONNX Runtime removes (and operators QDQ propagation crosses)."""
     nxt = imp.single_consumer(node.outputs[0])
     if nxt is not None and nxt.domain == "" and nxt.op_type in ("Relu", "Clip") and nxt.input(0) == node.outputs[0]:
         q = imp.single_consumer(nxt.outputs[0])
         return q is not None and q.is_quantize and q.input(0) == nxt.outputs[0] and _redundant_activation(imp, nxt, q)
-    return nxt is not None and nxt.is_quantize and nxt.input(0) == node.outputs[0]
+    return _quantize_after(imp, node.outputs[0]) is not None
 
 
 def _ort_fuses_conv_gemm(imp: Importer, node: OnnxNode) -> bool:
