@@ -185,7 +185,7 @@ def _route(op_type: str, float_handler, ort_fuses=None) -> None:
             float_handler(imp, node)
             return
         if op_type in ("Conv", "Gemm") and ort_profile(imp):
-            node = _ort_quantized_bias(imp, node)
+            node = _ort_weight_bias_quantization(imp, node)
         if ort_fuses is not None and ort_profile(imp) and not ort_fuses(imp, node):
             float_handler(imp, node)
             return
@@ -255,42 +255,76 @@ def _produced_by_dequantize(imp: Importer, name: str) -> bool:
     return False
 
 
-def _ort_quantized_bias(imp: Importer, node: OnnxNode) -> OnnxNode:
-    """ONNX Runtime's WeightBiasQuantization (level 1): the float bias of a
-    Conv / Gemm whose input is a per-tensor DequantizeLinear, whose weight is a
-    DequantizeLinear (per tensor, or per output channel) and whose output
-    reaches a QuantizeLinear through Relu / Clip only is replaced by
-    DequantizeLinear(int32 bias): ``s_b = fl32(s_x * s_w)``, ``q = Cast(Round(fl32(B / s_b)))``
-    (ties to even). The group may then be fused (and the integer operator reads
-    ``q``); if not, the float operator adds ``fl32(q * s_b)``. Returns the node
-    reading a fresh value bound to that quantized bias, or the node unchanged."""
-    from .reader import OnnxQuant
-    if not node.input(2):
-        return node
-    x, w, b = (imp.value(node.input(i)) for i in range(3))
-    if not (isinstance(x, Tensor) and x.dequantized and isinstance(b, Const) and b.quant is None
-            and b.dtype == "float32" and b.data.ndim == 1 and isinstance(w, Const) and w.quant is not None):
-        return node
-    xq, wq = imp.onnx_quant(x), w.quant
-    if xq is None or xq.axis is not None or wq.block_size is not None:
-        return node
-    if wq.axis is not None:
-        expected = 0 if node.op_type == "Conv" else (0 if node.attr("transB", 0) else 1)
-        if wq.axis != expected or wq.scale.size != b.data.size:
-            return node
-    if not (_produced_by_dequantize(imp, node.input(0)) and _path_to_quantize(imp, node.outputs[0])):
-        return node
+def _ort_int8_weight_quant(w: np.ndarray):
+    """ONNX Runtime's GetQuantizationParameter<int8_t> for a float weight
+    initializer: the range [min(w, 0), max(w, 0)] onto [-128, 127] in float32,
+    ``s = (max - min) / 255`` (1 when the range is empty) and
+    ``zp = round_half_even(clamp(-128 - min / s))``."""
     f = np.float32
-    with np.errstate(all="ignore"):
-        s_b = (np.asarray(xq.scale, f) * np.asarray(wq.scale, f)).astype(f).reshape(-1 if wq.axis is not None else ())
-        q = np.rint((b.data.astype(f) / s_b).astype(f))
-    if not np.all(np.isfinite(q)) or np.any(np.abs(q) >= 2.0**31):
-        return node                                      # ORT's Cast would be undefined: leave it float
-    name = imp.fresh(f"{node.input(2)}_int32")
-    imp.bind(name, Const(q.astype(np.int32), "int32",
-                         OnnxQuant("int32", s_b, None, 0 if wq.axis is not None else None, None)))
-    return OnnxNode(node.index, node.name, node.op_type, node.domain, [*node.inputs[:2], name, *node.inputs[3:]],
-                    node.outputs, node.attrs)
+    lo, hi = min(f(w.min(initial=0)), f(0)), max(f(w.max(initial=0)), f(0))
+    scale = f(1) if lo == hi else f(f(hi - lo) / f(255))
+    zp = np.rint(np.clip(f(f(-128) - f(lo / scale)), -128, 127))
+    return scale, np.int8(zp)
+
+
+def _ort_weight_bias_quantization(imp: Importer, node: OnnxNode) -> OnnxNode:
+    """ONNX Runtime's WeightBiasQuantization (level 1) for a Conv / Gemm whose
+    input is a per-tensor DequantizeLinear and whose output reaches a
+    QuantizeLinear through Relu / Clip (and propagation) only:
+
+    * a float32 weight initializer becomes DequantizeLinear(int8), quantized
+      per tensor with :func:`_ort_int8_weight_quant` and the profile's
+      quantize recipe (ONNX Runtime folds that QuantizeLinear);
+    * a float 1-D bias initializer becomes DequantizeLinear(int32):
+      ``s_b = fl32(s_x * s_w)``, ``q = Cast(Round(fl32(B / s_b)))`` (ties to
+      even), per output channel when the weight is.
+
+    The group may then be fused (the integer operator reads the integers); if
+    not, the float operator computes with their dequantized values, as ONNX
+    Runtime does. Returns the node reading fresh values bound to the quantized
+    constants, or the node unchanged."""
+    from .qdq import quantize_const
+    from .reader import OnnxQuant
+    x, w = imp.value(node.input(0)), imp.value(node.input(1))
+    b = imp.value(node.input(2)) if node.input(2) else None
+    if not (isinstance(x, Tensor) and x.dequantized and _produced_by_dequantize(imp, node.input(0))):
+        return node
+    xq = imp.onnx_quant(x)
+    if xq is None or xq.axis is not None or not _path_to_quantize(imp, node.outputs[0]):
+        return node
+    float_bias = isinstance(b, Const) and b.quant is None and b.dtype == "float32" and b.data.ndim == 1
+    if node.input(2) and not float_bias and not (isinstance(b, Const) and b.quant is not None):
+        return node                                      # a computed bias: ORT leaves the node alone
+    inputs = list(node.inputs)
+    if isinstance(w, Const) and w.quant is None:
+        if w.dtype != "float32":
+            return node
+        scale, zp = _ort_int8_weight_quant(w.data)
+        wq = OnnxQuant("int8", np.asarray(scale, np.float32), np.asarray(zp, np.int8), None, None)
+        inputs[1] = imp.fresh(f"{node.input(1)}_int8")
+        imp.bind(inputs[1], Const(quantize_const(imp, w.data, wq), "int8", wq))
+    elif not (isinstance(w, Const) and w.quant is not None) or not float_bias:
+        return node                                      # nothing to quantize (or a computed weight)
+    else:
+        wq = w.quant
+        if wq.block_size is not None:
+            return node
+        if wq.axis is not None:
+            expected = 0 if node.op_type == "Conv" else (0 if node.attr("transB", 0) else 1)
+            if wq.axis != expected or wq.scale.size != b.data.size:
+                return node
+    if float_bias:
+        f = np.float32
+        with np.errstate(all="ignore"):
+            s_b = (np.asarray(xq.scale, f) * np.asarray(wq.scale, f)).astype(f)
+            s_b = s_b.reshape(-1) if wq.axis is not None else s_b.reshape(())
+            q = np.rint((b.data.astype(f) / s_b).astype(f))
+        if not np.all(np.isfinite(q)) or np.any(np.abs(q) >= 2.0**31):
+            return node                                  # ORT's Cast would be undefined: leave it float
+        inputs[2] = imp.fresh(f"{node.input(2)}_int32")
+        imp.bind(inputs[2], Const(q.astype(np.int32), "int32",
+                                  OnnxQuant("int32", s_b, None, 0 if wq.axis is not None else None, None)))
+    return OnnxNode(node.index, node.name, node.op_type, node.domain, inputs, node.outputs, node.attrs)
 
 
 # -- which groups ONNX Runtime fuses ------------------------------------------------

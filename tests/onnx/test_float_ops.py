@@ -189,7 +189,11 @@ def qdq_case(case: str):
     gemm_w = init("wq", rng.integers(-127, 128, (16, 8)).astype(S8))
     x_shape, zp = (1, 8, 6, 6), 100
     bias = ["b"] if "bias" in case else []
-    if case.startswith("gemm"):
+    if case.startswith("float_w"):         # a float weight initializer instead of DequantizeLinear
+        nodes.pop()
+        conv_w = init("w", (rng.standard_normal((8, 8, 3, 3)) * 0.1).astype(F32))
+        gemm_w = init("w", (rng.standard_normal((16, 8)) * 0.1).astype(F32))
+    if "gemm" in case:
         nodes.append(node("Gemm", ["xf", "w", *bias], ["c"]))
         inits.append(gemm_w)
         x_shape = (4, 16)
@@ -225,6 +229,9 @@ QDQ_CASES = {
     "transposed_conv": True,                # and a DequantizeLinear after a Transpose
     "gemm_bias": True,
     "gemm-relu": False,
+    "float_w_conv_bias": True,              # ORT quantizes float weights too (int8, asymmetric, per tensor)
+    "float_w_conv_bias-relu": False,        # ... and then computes in float with them
+    "float_w_gemm_bias": True,
 }
 
 
@@ -240,7 +247,7 @@ def test_qdq_groups_as_onnx_runtime_computes_them(case):
     floats = {"float_conv2d", "float_matmul"} & set(ops_of(q))
     assert bool(integer) == QDQ_CASES[case] and bool(floats) != QDQ_CASES[case], ops_of(q)
     np.testing.assert_array_equal(got, want)
-    if "bias" not in case:
+    if "bias" not in case and "float_w" not in case:
         assert {"conv2d", "matmul"} & set(ops_of(import_onnx(m, profile="qnnref")))
 
 
