@@ -289,3 +289,29 @@ def test_inspect_lists_float_nodes(tmp_path, capsys):
     loaded = qnnref.load(str(path))
     x = np.random.default_rng(0).standard_normal((1, 3, 6, 6)).astype(F32)
     bits_equal(loaded.run({"x": x})["y"], ort_run(m, {"x": x}))
+
+
+def test_data_movement_on_float_tensors():
+    """Reshape, Transpose, Slice, Gather, Concat, nearest Resize and
+    DepthToSpace move float32 values exactly (between float operators)."""
+    rng = np.random.default_rng(10)
+    nodes = [node("Relu", ["x"], ["r"]),
+             node("DepthToSpace", ["r"], ["d"], blocksize=2),
+             node("Resize", ["d", "", "scales"], ["z"], mode="nearest"),
+             node("Slice", ["z", "starts", "ends", "axes"], ["s"]),
+             node("Transpose", ["s"], ["t"], perm=[0, 2, 3, 1]),
+             node("Reshape", ["t", "shape"], ["h"]),
+             node("Gather", ["h", "idx"], ["g"], axis=1),
+             node("Concat", ["g", "g"], ["c"], axis=0),
+             node("Sigmoid", ["c"], ["y"])]
+    inits = [init("scales", np.array([1, 1, 2, 2], F32)), init("starts", np.array([1], np.int64)),
+             init("ends", np.array([7], np.int64)), init("axes", np.array([2], np.int64)),
+             init("shape", np.array([1, -1], np.int64)), init("idx", np.array([0, 5, 9], np.int64))]
+    m = make_model(nodes, {"x": (F32, (1, 8, 2, 3))}, {"y": (F32, None)}, inits, check=False)
+    x = {"x": rng.standard_normal((1, 8, 2, 3)).astype(F32)}
+    q = import_onnx(m, profile="qnnref")
+    assert ops_of(q).count("float_elementwise") == 2 and "gather" in ops_of(q)
+    got = q.run(x)["y"]
+    # the moved values equal ONNX Runtime's; the final sigmoid is float64, rounded once
+    moved = ort_run(make_model(nodes[:-1], {"x": (F32, (1, 8, 2, 3))}, {"c": (F32, None)}, inits, check=False), x)
+    bits_equal(got, (1 / (1 + np.exp(-moved.astype(np.float64)))).astype(F32))
