@@ -96,11 +96,20 @@ def cmd_inspect(args) -> int:
     print(f"execution plan ({_describe_backend(model)}):")
     print(_table([[r["node"], r["op"], r["runs"]] for r in model.plan()], ["node", "op", "runs"]))
     print()
+    floats = _float_nodes(g)
+    if floats:
+        print(f"float nodes: {len(floats)} compute in float32 (spec/ops/float_*.md): {', '.join(floats)}")
+        print()
     t_rows = [[t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", _quant_text(t),
                _fmt_bytes(t.data.nbytes) if t.data is not None else ""]
               for t in g.tensors.values()]
     print(_table(t_rows, ["tensor", "dtype", "shape", "quantization", "constant"]))
     return 0
+
+
+def _float_nodes(g) -> list[str]:
+    """Names of the nodes whose arithmetic is float32 (the float_* operators)."""
+    return [n.name for n in g.nodes if n.op.startswith("float_")]
 
 
 def _inspect_json(model) -> dict:
@@ -115,7 +124,7 @@ def _inspect_json(model) -> dict:
 
     return {
         "digest": model.digest, "profile": model.profile, "metadata": g.metadata,
-        "backend": model.backend, "isa": model.isa, "plan": model.plan(),
+        "backend": model.backend, "isa": model.isa, "plan": model.plan(), "float_nodes": _float_nodes(g),
         "inputs": g.inputs, "outputs": g.outputs,
         "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs, "outputs": n.outputs, "attrs": n.attrs}
                   for n in g.nodes],

@@ -43,7 +43,7 @@ def relu_clip(imp: Importer, node: OnnxNode) -> None:
     elif not info.dt.is_int:
         if _clip_then_quantize(imp, node, v):       # Relu / Clip of a float input right before a QuantizeLinear
             return
-        raise Refused(f"{node.where()}: float {node.op_type} (qnnref has no float32 operators yet)")
+        raise Refused(f"{node.where()}: float {node.op_type} not followed by a QuantizeLinear")
     elif v.cast:
         lo, hi = _view_bound(node, v, info, lo, True), _view_bound(node, v, info, hi, False)
     else:

@@ -34,6 +34,7 @@ from .quantparams import input_slots, qdq_quant, triple_quant
 from .reader import OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
 from .registry import FLOAT_OPS, HANDLERS
 from . import activations, movement, qdq, qoperator, selection  # noqa: F401  (register the handlers)
+from . import floatops  # noqa: F401,E402  (last: routes some operators to float32 when no integer form applies)
 
 #: movement operators through which an integer graph input's quantization is looked for
 _PASS_THROUGH = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Relu", "Clip",
@@ -304,8 +305,8 @@ def _placeholders(imp: Importer, node: OnnxNode) -> None:
 
 def _no_handler_reason(node: OnnxNode) -> str:
     if node.domain == "" and node.op_type in FLOAT_OPS:
-        return (f"{node.where()}: float operator with no quantized form here; qnnref has no float32 "
-                "compute operators yet")
+        return (f"{node.where()}: float operator with no quantized form here, and no qnnref float32 "
+                "operator for it (spec/onnx-import.md, \"Float operators\")")
     if node.domain not in ("", "com.microsoft"):
         return f"{node.where()}: operator of the custom domain {node.domain!r} is not supported"
     return f"{node.where()}: operator not supported by the qnnref ONNX importer"

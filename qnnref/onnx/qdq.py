@@ -156,8 +156,7 @@ def quantized_output(imp: Importer, node: OnnxNode, allow_act: bool = True) -> O
         q = _quantized_after_movement(imp, node.outputs[0])
         if q is None:
             raise Refused(f"{node.where()}: its float output does not go to one QuantizeLinear (optionally "
-                          f"through Relu/Clip and data movement), so it is not an integer {node.op_type}; "
-                          "qnnref has no float32 operators yet")
+                          f"through Relu/Clip and data movement), so it is not an integer {node.op_type}")
         # Q commutes with data movement (and Relu / Clip are exact on the
         # quantized values): the result is a dequantized view with Q's parameters
         return Output(node.outputs[0], q, dequantized=True)

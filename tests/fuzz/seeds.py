@@ -146,6 +146,32 @@ def seed_float_recipe() -> Graph:
     return b.graph()
 
 
+def seed_float_ops() -> Graph:
+    """The float32 operators, as an imported ONNX graph chains them:
+    dequantize -> float_conv2d (bias, blocks) -> float_elementwise (mul, add,
+    relu, clip, sigmoid) -> float_matmul (Gemm's bias first) -> float_softmax
+    -> quantize."""
+    rng = np.random.default_rng(6)
+    b = GraphBuilder(profile="qnnref", description="float seed")
+    x = b.input("xq", "uint8", (1, 5, 5, 3), scale=0.05, zero_point=128)
+    xf = b.node("dequantize", [x], name="dq")
+    w = b.constant("fw", rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    y = b.node("float_conv2d", [xf, w, b.constant("fb", f32([0.5, -1, 0, 2]))],
+               {"pads": [1, 1, 1, 1], "strides": [2, 1], "k_block": 7}, name="fconv")
+    y = b.node("float_elementwise", [y, b.constant("fs", f32([1, 2, 3, 4]))], {"function": "mul"}, name="fmul")
+    y = b.node("float_elementwise", [y], {"function": "clip", "min": -3.0, "max": 6.0}, name="fclip")
+    y = b.node("float_elementwise", [y, y], {"function": "add"}, name="fadd")
+    y = b.node("float_elementwise", [y], {"function": "sigmoid"}, name="fsig")
+    y = b.node("reshape", [y], {"shape": [3, 20]}, name="flat")
+    y = b.node("float_matmul", [y, b.constant("fm", rng.standard_normal((20, 6)).astype(np.float32)),
+                                b.constant("fc", rng.standard_normal(6).astype(np.float32))],
+               {"k_block": 8, "bias_first": True}, name="fgemm")
+    y = b.node("float_softmax", [y], {"axis": 1}, name="fsoftmax")
+    y = b.node("float_elementwise", [y], {"function": "relu"}, name="frelu")
+    b.output(b.node("quantize", [y], {"dtype": "uint8"}, scale=1 / 256, zero_point=0, name="fq"))
+    return b.graph()
+
+
 SEEDS = {f.__name__.removeprefix("seed_"): f for f in
-         (seed_cnn, seed_elementwise, seed_quantize, seed_double_round, seed_float_recipe)}
+         (seed_cnn, seed_elementwise, seed_quantize, seed_double_round, seed_float_recipe, seed_float_ops)}
 SEED_GRAPHS = {name: f() for name, f in SEEDS.items()}

@@ -430,6 +430,37 @@ def single_node_graphs(draw):
         ins = [tensor(a, dims(draw, draw(st.integers(0, 3)))),
                tensor(draw(st.sampled_from(["int8", "uint8"])), (256,), constant=True,
                       quant=draw(st.booleans()))]
+    elif op_name == "float_conv2d":
+        groups = draw(st.sampled_from([1, 1, 2]))
+        n, h, w = dims(draw, 3, 1, 5)
+        c, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+        kh, kw = dims(draw, 2, 1, 3)
+        ins = [tensor("float32", (n, h, w, c)), tensor("float32", (c_out, kh, kw, c // groups))]
+        if draw(st.booleans()):
+            ins.append(tensor("float32", (c_out,)))
+        attrs = {"strides": list(dims(draw, 2, 1, 3)), "dilations": list(dims(draw, 2, 1, 2)),
+                 "pads": [draw(st.integers(0, 2)) for _ in range(4)], "groups": groups,
+                 "k_block": draw(st.integers(0, 5))}
+    elif op_name == "float_matmul":
+        m, k, n = dims(draw, 3, 1, 5)
+        ins = [tensor("float32", dims(draw, draw(st.integers(0, 2)), 1, 3) + (m, k)), tensor("float32", (k, n))]
+        if draw(st.booleans()):
+            ins.append(tensor("float32", (n,)))
+        attrs = {"k_block": draw(st.integers(0, 5)), "bias_first": draw(st.booleans())}
+    elif op_name == "float_elementwise":
+        from qnnref.ops.float_elementwise import BINARY, FUNCTIONS
+        function = draw(st.sampled_from(FUNCTIONS))
+        shape = dims(draw, draw(st.integers(0, 3)), 0 if draw(st.integers(0, 5)) == 0 else 1)
+        ins = [tensor("float32", shape)]
+        if function in BINARY:
+            ins.append(tensor("float32", tuple(d if draw(st.booleans()) else 1 for d in shape)))
+        attrs = {"function": function}
+        if function == "clip":
+            attrs.update(min=draw(st.sampled_from([-1.0, 0.0])), max=draw(st.sampled_from([0.0, 6.0])))
+    elif op_name == "float_softmax":
+        shape = dims(draw, draw(st.integers(1, 3)), 0 if draw(st.integers(0, 5)) == 0 else 1)
+        ins = [tensor("float32", shape)]
+        attrs = {"axis": draw(st.integers(-len(shape), len(shape) - 1))}
     else:  # softmax
         shape = dims(draw, draw(st.integers(1, 3)))
         ins = [tensor(a, shape)]
