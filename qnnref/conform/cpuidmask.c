@@ -17,7 +17,9 @@
  * VBMI/VBMI2/VNNI/BITALG/VPOPCNTDQ/FP16 and leaf 7.1 AVX512_BF16; "vnni"
  * clears AVX512_VNNI (7.0 ECX 11), AVX-VNNI (7.1 EAX 4) and AVX-VNNI-INT8/
  * -NE-CONVERT (7.1 EDX 4, 5); "amx" clears AMX-BF16/TILE/INT8 (7.0 EDX 22,
- * 24, 25) and AMX-FP16 (7.1 EAX 21).
+ * 24, 25) and AMX-FP16 (7.1 EAX 21); "noavx" clears AVX and FMA (1 ECX 28,
+ * 12) and AVX2 (7.0 EBX 5): a baseline x86-64 CPU, for qnnref's own dispatch
+ * test (combine it with the three above).
  */
 #define _GNU_SOURCE
 #include <asm/prctl.h>
@@ -28,7 +30,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-static int mask_avx512, mask_vnni, mask_amx;
+static int mask_avx512, mask_vnni, mask_amx, mask_noavx;
 
 static long set_cpuid(unsigned long enabled) { return syscall(SYS_arch_prctl, ARCH_SET_CPUID, enabled); }
 
@@ -45,7 +47,9 @@ static void on_fault(int sig, siginfo_t *info, void *vctx) {
     set_cpuid(1);
     __cpuid_count(leaf, sub, a, b, c, d);
     set_cpuid(0);
+    if (leaf == 1 && mask_noavx) c &= ~((1u << 28) | (1u << 12));   /* AVX, FMA */
     if (leaf == 7 && sub == 0) {
+        if (mask_noavx) b &= ~(1u << 5);                             /* AVX2 */
         if (mask_avx512) {
             b &= ~((1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | (1u << 28) |
                    (1u << 30) | (1u << 31));
@@ -68,6 +72,7 @@ int cpuidmask_enable(const char *features) {
     mask_avx512 = strstr(features, "avx512") != NULL;
     mask_vnni = strstr(features, "vnni") != NULL;
     mask_amx = strstr(features, "amx") != NULL;
+    mask_noavx = strstr(features, "noavx") != NULL;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
