@@ -174,10 +174,15 @@ def kernels_info() -> dict:
     info: dict[str, Any] = {
         "built": available(),
         "available_isas": available_isas(),
-        "isa": resolve_isa() if available() else None,
-        "default_backend": resolve_backend(),
+        "isa": None,
+        "default_backend": None,
         "operators": sorted(load_glue()),
     }
+    try:
+        info["default_backend"] = resolve_backend()
+        info["isa"] = resolve_isa() if available() else None
+    except QnnError as e:   # a bad QNNREF_BACKEND / QNNREF_ISA: say so instead of failing
+        info["error"] = str(e)
     if not available():
         info["error"] = _IMPORT_ERROR
     return info

@@ -104,6 +104,8 @@ def test_isa_override(monkeypatch):
     monkeypatch.setenv("QNNREF_ISA", "sse9")
     with pytest.raises(qnnref.QnnError, match="sse9"):
         Model(clamp_graph(), backend="kernels")
+    info = qnnref.kernels_info()          # reports the bad override instead of raising
+    assert info["isa"] is None and "sse9" in info["error"]
 
 
 def test_kernels_info_keys():

@@ -10,6 +10,7 @@ dispatch; tests/kernels/test_isa_safety.py checks the code the linker kept.)"""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -48,7 +49,8 @@ def test_a_cpu_without_avx_gets_the_scalar_kernels():
     why = cpumask.unavailable()
     if why:
         pytest.skip(f"CPUID masking is unavailable here: {why}")
-    r = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("QNNREF_ISA", "QNNREF_BACKEND", "QNNREF_THREADS")}
+    r = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["isas"] == ["scalar"] and out["isa"] == "scalar" and out["kernel_isa"] == "scalar"
