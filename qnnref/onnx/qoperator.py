@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import dtypes
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
-                      emit_global_avg_pool, emit_matmul, emit_table, operand_of)
+                      emit_global_avg_pool, emit_matmul, emit_table, operand_of, plain_int32_quant)
 from . import layout
 from .context import Const, Importer, Tensor
 from .qdq import dequantize_linear, gemm_operands, quantize_linear
@@ -137,8 +137,10 @@ def zero_point_operand(imp: Importer, node: OnnxNode, i: int, z: int, what: str,
     if dtype not in ("int8", "uint8"):
         raise Refused(f"{node.where()}: {what} has type {dtype} (int8 or uint8 expected)")
     if node.input(z) and not isinstance(imp.value(node.input(z)), Const):
-        raise Refused(f"{node.where()}: the {what} zero point is computed at run time (DynamicQuantizeLinear); "
-                      "qnnref's matmul and conv2d take zero points fixed in the model")
+        if vector_axis is not None:
+            raise Refused(f"{node.where()}: the {what} zero point is computed at run time; qnnref takes a "
+                          "run-time zero point only for the activations (input 0)")
+        return _runtime_zero_point_operand(imp, node, v, imp.value(node.input(z)), dtype, what)
     zp = imp.const(node, z, f"{what} zero point")
     if zp is not None and imp.const_dtype(node, z) != dtype:
         raise Refused(f"{node.where()}: {what} zero point of type {imp.const_dtype(node, z)} for a {dtype} tensor")
@@ -164,6 +166,27 @@ def zero_point_operand(imp: Importer, node: OnnxNode, i: int, z: int, what: str,
     return Operand(v, have, v.name)
 
 
+def _runtime_zero_point_operand(imp: Importer, node: OnnxNode, v, zv, dtype: str, what: str) -> Operand:
+    """Input 0 of MatMulInteger / ConvInteger whose zero point is a run-time
+    value (ONNX Runtime's dynamic quantization: both come from a
+    DynamicQuantizeLinear): an unquantized integer tensor, and its zero point
+    as a scalar tensor, which qnnref's matmul / conv2d take as input 3."""
+    if not isinstance(v, Tensor) or v.dequantized or v.cast is not None or imp.info(v).quant is not None:
+        raise Refused(f"{node.where()}: {what} has a run-time zero point, so it must be a plain (unquantized) "
+                      "integer tensor such as DynamicQuantizeLinear's output")
+    if not isinstance(zv, Tensor) or zv.dequantized or zv.cast is not None or imp.info(zv).dtype != dtype \
+            or imp.shape(zv) != () or imp.info(zv).quant is not None:
+        raise Refused(f"{node.where()}: the run-time {what} zero point must be a plain {dtype} scalar")
+    placeholder = OnnxQuant(dtype, np.float32(1), np.zeros((), dtypes.get(dtype).numpy), None, None)
+    return Operand(v, placeholder, v.name, runtime_zero_point=imp.onnx_layout(zv))
+
+
+def _accumulator_output(node: OnnxNode, x: Operand) -> Output:
+    """The int32 output of MatMulInteger / ConvInteger: unquantized, or the
+    plain integer (scale 1) when the zero point is a run-time value."""
+    return Output(node.outputs[0], plain_int32_quant() if x.runtime_zero_point is not None else None)
+
+
 def _same_zero_points(have, stated) -> bool:
     """Whether two per-tensor / per-axis quantizations give every element the same zero point."""
     hz, sz = have.zero_points(), stated.zero_points()
@@ -180,7 +203,7 @@ def matmul_integer(imp: Importer, node: OnnxNode) -> None:
     profile says: ONNX Runtime runs the same u8 x s8 GEMM as QLinearMatMul)."""
     a = zero_point_operand(imp, node, 0, 2, "A")
     b = zero_point_operand(imp, node, 1, 3, "B", vector_axis=lambda r: r - 1)
-    emit_matmul(imp, node, a, b, None, Output(node.outputs[0], None))
+    emit_matmul(imp, node, a, b, None, _accumulator_output(node, a))
 
 
 @handles("ConvInteger")
@@ -198,9 +221,12 @@ def conv_integer(imp: Importer, node: OnnxNode) -> None:
     w = zero_point_operand(imp, node, 1, 3, "w", vector_axis=lambda r: 0)
     if (x.quant.dtype, w.quant.dtype) == ("int8", "uint8") and get_profile(imp.profile).pairwise_int16_saturation \
             and not (w.is_const and _pairs_cannot_saturate(w.value)):
+        if x.runtime_zero_point is not None:
+            raise Refused(f"{node.where()}: int8 x with a run-time zero point and uint8 w under pairwise int16 "
+                          "saturation (ONNX Runtime's GEMM order) is not supported")
         _conv_integer_as_ort_gemm(imp, node, x, w)
         return
-    emit_conv(imp, node, x, w, None, Output(node.outputs[0], None),
+    emit_conv(imp, node, x, w, None, _accumulator_output(node, x),
               extra_attrs={"pairwise_int16_saturation": False})
 
 
