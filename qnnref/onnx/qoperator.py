@@ -359,7 +359,6 @@ def ms_dequantize_linear(imp: Importer, node: OnnxNode) -> None:
 REFUSED = {
     (MS, "DynamicQuantizeMatMul"): "dynamic quantization with float output",
     (MS, "MatMulIntegerToFloat"): "integer matmul with float32 output (needs float32 operators)",
-    (MS, "MatMulNBits"): "float activations times 4-bit weights, float output (needs float32 operators)",
     (MS, "QLinearSoftmax"): "ONNX Runtime's table-based softmax (qnnref's softmax is TFLite's integer "
                             "algorithm, not this one)",
     (MS, "QLinearReduceMean"): "not mapped yet (qnnref mean could express it)",
