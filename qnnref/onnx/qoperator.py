@@ -342,6 +342,83 @@ def dynamic_quantize_linear(imp: Importer, node: OnnxNode) -> None:
             imp.bind(o, Tensor(names[k], v.perm if k == 0 else ()))
 
 
+# ---------------------------------------------------------------------------
+# ONNX Runtime's fusions of dynamic quantization (in models it optimized)
+# ---------------------------------------------------------------------------
+
+def _float_node(imp: Importer, function: str, inputs: list[str], base: str) -> str:
+    return imp.emit("float_elementwise", inputs, {"function": function}, imp.fresh(base))
+
+
+def _integer_to_float(imp: Importer, node: OnnxNode, a: Operand, s_a: str | np.ndarray, b_i: int, b_scale_i: int,
+                      b_zp_i: int, bias_i: int) -> None:
+    """``float32(acc) * fl32(s_a * s_b[n]) + bias[n]`` with ``acc`` the int32
+    matmul of ``a`` (run-time zero point) and the constant B: MLAS's scale-bias
+    output processor (a multiplication, then an addition; no FMA), which are
+    also the unfused graph's Cast -> Mul -> Add."""
+    b = zero_point_operand(imp, node, b_i, b_zp_i, "B", vector_axis=lambda r: r - 1)
+    if not b.is_const:
+        raise Refused(f"{node.where()}: B must be a constant")
+    n = b.value.shape[-1]
+    s_b = imp.const(node, b_scale_i, "B scale")
+    if s_b.dtype != np.float32 or s_b.size not in (1, n):
+        raise Refused(f"{node.where()}: B scale must be float32, one value or one per column ({n})")
+    acc_value = imp.fresh(f"{node.outputs[0]}_acc")
+    emit_matmul(imp, node, a, b, None, Output(acc_value, plain_int32_quant()))
+    acc = imp.value(acc_value)
+    f = imp.emit("dequantize", [acc.name], None, imp.fresh(f"{node.outputs[0]}_acc_float"))
+    s_b = np.ascontiguousarray(s_b.reshape(-1) if s_b.size == n and n > 1 else s_b.reshape(()))
+    if isinstance(s_a, np.ndarray):
+        scale = imp.constant((np.float32(s_a.reshape(())) * s_b).astype(np.float32), "float32", None,
+                             f"{node.name}_scale")
+    else:
+        scale = _float_node(imp, "mul", [s_a, imp.constant(s_b, "float32", None, f"{node.name}_b_scale")],
+                            f"{node.name}_scale")
+    y = _float_node(imp, "mul", [f, scale], f"{node.outputs[0]}_scaled")
+    if node.input(bias_i):
+        bias = imp.const(node, bias_i, "bias")
+        if bias.dtype != np.float32 or bias.shape != (n,):
+            raise Refused(f"{node.where()}: bias must be float32 [{n}]")
+        y = _float_node(imp, "add", [y, imp.constant(bias, "float32", None, f"{node.name}_bias")],
+                        f"{node.outputs[0]}_biased")
+    out = imp.emit("reshape", [y], {"shape": list(imp.info(y).shape)}, imp.out_name(node.outputs[0], acc.perm))
+    imp.bind(node.outputs[0], Tensor(out, acc.perm))
+
+
+@handles("DynamicQuantizeMatMul", domain=MS)
+def dynamic_quantize_matmul(imp: Importer, node: OnnxNode) -> None:
+    """DynamicQuantizeLinear of A, then MatMulIntegerToFloat: ``dynamic_quantize``,
+    ``matmul`` with its run-time zero point, ``dequantize``, float32 mul / add."""
+    v = imp.value(node.input(0))
+    if not isinstance(v, Tensor) or v.dequantized or imp.info(v).dtype != "float32":
+        raise Refused(f"{node.where()}: input A must be a float32 run-time tensor")
+    names = [imp.fresh(f"{node.name}_{x}") for x in ("a_quantized", "a_scale", "a_zero_point")]
+    imp.b.node("dynamic_quantize", [imp.onnx_layout(v)], {}, name=imp.node_name(f"{node.name}_quantize"),
+               outputs=names)
+    a = Operand(Tensor(names[0], layout.identity(len(v.perm))),
+                OnnxQuant("uint8", np.float32(1), np.zeros((), np.uint8), None, None), node.input(0),
+                runtime_zero_point=names[2])
+    _integer_to_float(imp, node, a, names[1], 1, 2, 3, 4)
+
+
+@handles("MatMulIntegerToFloat", domain=MS)
+def matmul_integer_to_float(imp: Importer, node: OnnxNode) -> None:
+    """A with a run-time zero point (a DynamicQuantizeLinear's outputs: what
+    ONNX Runtime's fusion of quantize_dynamic models produces)."""
+    if not node.input(4) or isinstance(imp.value(node.input(4)), Const):
+        raise Refused(f"{node.where()}: only an A zero point computed at run time (DynamicQuantizeLinear) "
+                      "is supported")
+    a = zero_point_operand(imp, node, 0, 4, "A")
+    s_a = imp.value(node.input(2))
+    if isinstance(s_a, Const):
+        s_a = np.asarray(imp.const(node, 2, "A scale"), np.float32)
+    elif s_a.dequantized or imp.info(s_a).dtype != "float32" or imp.shape(s_a) != ():
+        raise Refused(f"{node.where()}: A scale must be a float32 scalar")
+    else:
+        s_a = s_a.name
+    _integer_to_float(imp, node, a, s_a, 1, 3, 5, 6)
+
+
 @handles("QuantizeLinear", domain=MS)
 def ms_quantize_linear(imp: Importer, node: OnnxNode) -> None:
     quantize_linear(imp, node)
@@ -357,8 +434,6 @@ def ms_dequantize_linear(imp: Importer, node: OnnxNode) -> None:
 # ---------------------------------------------------------------------------
 
 REFUSED = {
-    (MS, "DynamicQuantizeMatMul"): "dynamic quantization with float output",
-    (MS, "MatMulIntegerToFloat"): "integer matmul with float32 output (needs float32 operators)",
     (MS, "QLinearSoftmax"): "ONNX Runtime's table-based softmax (qnnref's softmax is TFLite's integer "
                             "algorithm, not this one)",
     (MS, "QLinearReduceMean"): "not mapped yet (qnnref mean could express it)",

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from onnx_helpers import (digits_float_model, digits_images, init, make_model, node, ort, ort_quantize,  # noqa: F401
-                          rand)
+                          ort_run, rand)
 
 from qnnref.onnx import import_onnx  # noqa: E402
 
@@ -159,3 +159,54 @@ def test_run_time_weight_zero_point_is_refused():
                    {"x": (np.float32, (4, 3))}, {"y": (np.int32, (2, 3))}, [init("b", np.ones((2, 4), np.uint8))])
     with pytest.raises(Exception, match="only for the activations"):
         import_onnx(m, profile="onnx")
+
+
+# ---------------------------------------------------------------------------
+# Models as ONNX Runtime optimized them: com.microsoft DynamicQuantizeMatMul
+# and MatMulIntegerToFloat nodes
+# ---------------------------------------------------------------------------
+
+def _ort_optimized(q):
+    import tempfile
+    import onnx
+    with tempfile.TemporaryDirectory() as d:
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(Path(d) / "opt.onnx")
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(q.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return onnx.load(so.optimized_model_filepath)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.parametrize("weight,per_channel", [("s8", True), ("u8", False)])
+def test_ort_optimized_models_with_dynamic_quantize_matmul(kind, weight, per_channel):
+    o = _ort_optimized(quantized(kind, weight, per_channel))
+    assert "DynamicQuantizeMatMul" in {n.op_type for n in o.graph.node}
+    _compare(o, ort_harness.native_profile())
+
+
+def test_matmul_integer_to_float():
+    """One DynamicQuantizeLinear feeding two MatMulInteger groups: ONNX
+    Runtime fuses each group into MatMulIntegerToFloat."""
+    rng = np.random.default_rng(4)
+    b1, b2 = rand(rng, np.int8, (16, 5)), rand(rng, np.uint8, (16, 3))
+    s1, s2 = rng.uniform(0.01, 0.02, 5).astype(np.float32), np.float32(0.013)
+    z2 = np.uint8(131)
+    nodes = [node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"])]
+    inits = [init("b1", b1), init("b2", b2), init("s1", s1), init("s2", s2), init("z2", z2),
+             init("bias1", rng.normal(0, 1, 5).astype(np.float32))]
+    for i, zp in ((1, ""), (2, "z2")):
+        nodes += [node("MatMulInteger", ["xq", f"b{i}", "xz", zp], [f"acc{i}"]),
+                  node("Cast", [f"acc{i}"], [f"f{i}"], to=1), node("Mul", ["xs", f"s{i}"], [f"scale{i}"]),
+                  node("Mul", [f"f{i}", f"scale{i}"], [f"y{i}" if i == 2 else "m1"])]
+    nodes.append(node("Add", ["m1", "bias1"], ["y1"]))
+    m = make_model(nodes, {"x": (np.float32, (4, 16))}, {"y1": (np.float32, (4, 5)), "y2": (np.float32, (4, 3))},
+                   inits)
+    o = _ort_optimized(m)
+    assert [n.op_type for n in o.graph.node].count("MatMulIntegerToFloat") == 2
+    x = rng.normal(0, 1, (4, 16)).astype(np.float32)
+    for model in (m, o):
+        want = ort_run(model, {"x": x})
+        got = import_onnx(model, profile=ort_harness.native_profile()).run({"x": x})
+        for k in ("y1", "y2"):
+            np.testing.assert_array_equal(got[k], want[k])
