@@ -210,3 +210,14 @@ def test_matmul_integer_to_float():
         got = import_onnx(model, profile=ort_harness.native_profile()).run({"x": x})
         for k in ("y1", "y2"):
             np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_export_refuses_a_run_time_zero_point_clearly(tmp_path):
+    from qnnref import GraphBuilder, ValidationError
+    from qnnref.onnx import export_onnx
+    g = GraphBuilder(profile="onnx")
+    x, z = g.input("x", "uint8", (2, 4)), g.input("zp", "uint8", ())
+    w = g.constant("w", np.ones((4, 3), np.int8), dtype="int8", scale=1.0, zero_point=0)
+    g.output(g.node("matmul", [x, w, "", z], {"dtype": "int32"}, name="mm"))
+    with pytest.raises(ValidationError, match="run-time zero point"):
+        export_onnx(g.build(), str(tmp_path / "m.onnx"))
