@@ -221,3 +221,14 @@ def test_export_refuses_a_run_time_zero_point_clearly(tmp_path):
     g.output(g.node("matmul", [x, w, "", z], {"dtype": "int32"}, name="mm"))
     with pytest.raises(ValidationError, match="run-time zero point"):
         export_onnx(g.build(), str(tmp_path / "m.onnx"))
+
+
+def test_saved_and_loaded_model_runs_the_same(tmp_path):
+    import qnnref
+    m = import_onnx(quantized("cnn", "u8", True), profile="onnx")
+    m.save(str(tmp_path / "m.qnn"))
+    m2 = qnnref.load(str(tmp_path / "m.qnn"))
+    images, _ = digits_images()
+    for i in (0, 100):
+        f = {"image": images[i:i + 1]}
+        np.testing.assert_array_equal(m.run(f)["logits"], m2.run(f)["logits"])
