@@ -226,7 +226,7 @@ def test_export_refuses_a_run_time_zero_point_clearly(tmp_path):
 def test_saved_and_loaded_model_runs_the_same(tmp_path):
     import qnnref
     m = import_onnx(quantized("cnn", "u8", True), profile="onnx")
-    m.save(str(tmp_path / "m.qnn"))
+    qnnref.save(m, str(tmp_path / "m.qnn"))
     m2 = qnnref.load(str(tmp_path / "m.qnn"))
     images, _ = digits_images()
     for i in (0, 100):
