@@ -80,6 +80,7 @@ SEMANTICS = {
     "zero_point_in_float": "a float recipe that adds the output zero point before rounding",
     "add_form": "a float add computed in ORT's ratio/fma form",
     "int32_output": "a matmul / conv2d whose int32 output is the accumulator itself (no requantization)",
+    "runtime_zero_point": "a matmul / conv2d whose input zero point is a run-time input",
     "average_form": "an average pool computed in ORT's float form (dequantized taps summed in float)",
 }
 
@@ -91,6 +92,8 @@ def needed_semantics(ctx) -> set[str]:
         need.add("pairwise_int16")
     if ctx.node.op in ("matmul", "conv2d") and ctx.outputs[0].dtype == "int32":
         need.add("int32_output")
+    if ctx.node.op in ("matmul", "conv2d") and len(ctx.node.inputs) > 3 and ctx.node.inputs[3]:
+        need.add("runtime_zero_point")
     try:
         recipe = ctx.recipe
     except Exception:  # an operator without a recipe attribute

@@ -1215,6 +1215,59 @@ def _qdq_graph(rng, template, regime, xt, wt):
     return case
 
 
+def _dynamic_float_input(rng, shape, regime: str) -> np.ndarray:
+    """Float activations of a dynamic-quantization case: DynamicQuantizeLinear
+    maps their own range onto [0, 255] (``saturate`` / ``large_acc``: all equal
+    and positive, so every code is 255 with zero point 0)."""
+    shape = tuple(int(v) for v in shape)
+    if regime in ("saturate", "large_acc"):
+        return np.full(shape, np.float32(rng.uniform(0.5, 4)), np.float32)
+    if regime == "zero":
+        return np.zeros(shape, np.float32)
+    if regime == "extremes":
+        return rng.choice([np.float32(-rng.uniform(0, 3)), np.float32(rng.uniform(0.5, 3))], size=shape).astype(np.float32)
+    if regime == "narrow":
+        return np.abs(rng.normal(0, 1, shape)).astype(np.float32)         # zero point 0
+    return rng.normal(rng.uniform(-1, 1), rng.uniform(0.1, 3), shape).astype(np.float32)
+
+
+def gen_dynamic(rng, i):
+    """ONNX Runtime's dynamic quantization: DynamicQuantizeLinear of a float
+    input, its uint8 output and run-time zero point into MatMulInteger (even
+    i) or ConvInteger (odd i) with constant s8 / u8 weights; the output is
+    the int32 accumulator (integer semantics: exact)."""
+    regime = _regime(i)
+    wt = _cycle(i // 2, ("int8", "uint8"))
+    g = OnnxGraph()
+    if i % 2 == 0:
+        batch, m, k, n = _matmul_shapes(rng, regime)
+        x = _dynamic_float_input(rng, batch + (m, k), regime)
+        w = weights(rng, wt, (k, n), regime)
+        wz_style = rng.choice(["none", "scalar", "per-column"])
+        wz = None if wz_style == "none" else (np.array([zero_point(rng, wt) for _ in range(n)])
+                                              if wz_style == "per-column" else zero_point(rng, wt))
+        op, out_shape, attrs, tags = "MatMulInteger", batch + (m, n), {}, [f"m{m}k{k}n{n}", f"zp:{wz_style}"]
+    else:
+        nb, cin, cout, group, h, wd, k, stride, dil, pads = _conv_geometry(rng, regime)
+        x = _dynamic_float_input(rng, (nb, cin, h, wd), regime)
+        w = weights(rng, wt, (cout, cin // group, k, k), regime)
+        wz = zero_point(rng, wt) if rng.random() < 0.7 else None
+        out_shape = (nb, cout, conv_out(h, k, stride, dil, pads[0], pads[2]), conv_out(wd, k, stride, dil, pads[1], pads[3]))
+        op, attrs = "ConvInteger", dict(kernel_shape=[k, k], strides=[stride, stride], dilations=[dil, dil],
+                                        pads=list(pads), group=group)
+        tags = [f"k{k}s{stride}d{dil}g{group}"]
+    g.input("x", "float32", x.shape)
+    g.node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"], name="quantize")
+    g.const("w", w, wt)
+    ins = ["xq", "w", "xz"]
+    if wz is not None:
+        g.const("w_zero_point", wz, wt)
+        ins.append("w_zero_point")
+    g.node(op, ins, "y", name=op.lower(), **attrs)
+    g.output("y", "int32", out_shape)
+    return dict(model=g.model_bytes(), inputs={"x": x}, tags=[op, "u8" + SHORT[wt], regime, "dynamic", *tags])
+
+
 # ---------------------------------------------------------------------------
 # The registry of report rows and the suite
 # ---------------------------------------------------------------------------
@@ -1239,6 +1292,7 @@ GENERATORS: dict[str, tuple] = {
     "QDQ MatMul": (gen_qdq_matmul, 120),
     "QDQ Add": (gen_qdq_add, 80),
     "graph": (gen_graph, 120),
+    "Dynamic": (gen_dynamic, 80),
 }
 
 FULL_SUITE_SIZE = sum(n for _, n in GENERATORS.values())

@@ -25,6 +25,10 @@ class Operand:
     value: Tensor | np.ndarray          # run-time tensor, or integer data in ONNX layout
     quant: OnnxQuant
     source: str = ""                    # the ONNX value name (names qnnref constants)
+    #: the qnnref scalar tensor holding this operand's zero point, computed at
+    #: run time (DynamicQuantizeLinear -> MatMulInteger / ConvInteger); the
+    #: operand is then an unquantized integer tensor and ``quant`` a placeholder
+    runtime_zero_point: str | None = None
 
     @property
     def is_const(self) -> bool:
@@ -126,6 +130,20 @@ def _dtype_attr(imp: Importer, x_dtype: str, out: Output) -> str | None:
     return None if out.dtype == x_dtype else out.dtype
 
 
+def _append_runtime_zero_point(inputs: list, x: Operand) -> None:
+    """matmul / conv2d take a run-time zero point of their first input as
+    input 3 (after the optional bias)."""
+    if x.runtime_zero_point is not None:
+        inputs.extend([""] * (3 - len(inputs)) + [x.runtime_zero_point])
+
+
+#: the quantization of an int32 accumulator computed with a run-time zero
+#: point: the plain integer (scale 1, zero point 0), so that ONNX's Cast to
+#: float32 becomes a ``dequantize`` (spec/ops/matmul.md, "Run-time zero point")
+def plain_int32_quant() -> OnnxQuant:
+    return OnnxQuant("int32", np.float32(1), np.int32(0), None, None)
+
+
 # ---------------------------------------------------------------------------
 # conv2d
 # ---------------------------------------------------------------------------
@@ -161,6 +179,7 @@ def emit_conv(imp: Importer, node: OnnxNode, x: Operand, w: Operand, bias: np.nd
             raise Refused(f"{node.where()}: the bias must be int32, got {bias.dtype}")
         inputs.append(imp.constant(np.ascontiguousarray(bias.reshape(-1)), "int32", None,
                                    f"{node.name}_bias"))
+    _append_runtime_zero_point(inputs, x)
     attrs = dict(geo, groups=group, dtype=_dtype_attr(imp, x.quant.dtype, out), **out.attrs(), **(extra_attrs or {}))
     name = result_name(imp, out, NHWC)
     imp.emit("conv2d", inputs, attrs, name, out.qnnref_quant(NHWC), node_name=node.name)
@@ -200,6 +219,7 @@ def emit_matmul(imp: Importer, node: OnnxNode, a: Operand, b: Operand, bias: np.
                           f"output column (shape [{n}])")
         inputs.append(imp.constant(np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (n,))), "int32",
                                    None, f"{node.name}_bias"))
+    _append_runtime_zero_point(inputs, a)
     attrs = dict(dtype=_dtype_attr(imp, a.quant.dtype, out), **out.attrs())
     rank = len(np.broadcast_shapes(ashape[:-2], bshape[:-2])) + 2
     perm = layout.identity(rank)

@@ -336,6 +336,9 @@ class _Exporter:
 
     # -- matmul ---------------------------------------------------------------------------
     def op_matmul(self, node, attrs):
+        if len(node.inputs) > 3 and node.inputs[3]:
+            raise ValidationError(f"export_onnx: node {node.name!r} (matmul) has a run-time zero point of a "
+                                  "(dynamic quantization), which the exporter does not write yet")
         a, b, out = self.tensor(node.inputs[0]), self.tensor(node.inputs[1]), self.tensor(node.outputs[0])
         bias = self.tensor(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
         b_dt = "int8" if b.dtype == "int4" else b.dtype
@@ -418,6 +421,9 @@ class _Exporter:
 
     # -- conv2d ---------------------------------------------------------------------------
     def op_conv2d(self, node, attrs):
+        if len(node.inputs) > 3 and node.inputs[3]:
+            raise ValidationError(f"export_onnx: node {node.name!r} (conv2d) has a run-time zero point of x "
+                                  "(dynamic quantization), which the exporter does not write yet")
         x, w, out = self.tensor(node.inputs[0]), self.tensor(node.inputs[1]), self.tensor(node.outputs[0])
         bias = self.tensor(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
         w_dt = "int8" if w.dtype == "int4" else w.dtype

@@ -40,7 +40,8 @@ from . import layout
 from .context import Const, Importer, Tensor
 from .qdq import dequantize_const
 from .reader import OnnxNode, Refused
-from .registry import HANDLERS
+from .reader import OnnxQuant
+from .registry import HANDLERS, MS, handles
 from . import activations, qdq  # noqa: F401  (the integer handlers are registered first)
 
 
@@ -605,3 +606,76 @@ for _op in (*_UNARY, "Clip"):
     _route(_op, float_unary)
 _route("BatchNormalization", batch_normalization)
 _route("Softmax", softmax)
+
+
+# ---------------------------------------------------------------------------
+# com.microsoft MatMulNBits: float activations, 4-bit blocked weights
+# ---------------------------------------------------------------------------
+
+def _unpack_nibbles(packed: np.ndarray, count: int) -> np.ndarray:
+    """The 4-bit values of each row of uint8 ``packed`` [R, bytes], the low
+    nibble first (MatMulNBits' order): [R, count]."""
+    low, high = packed & 0x0F, packed >> 4
+    return np.stack([low, high], axis=-1).reshape(packed.shape[0], -1)[:, :count].astype(np.uint8)
+
+
+@handles("MatMulNBits", domain=MS)
+def matmul_nbits(imp: Importer, node: OnnxNode) -> None:
+    """``Y = A @ dequantize(B)^T + bias`` with B [N, K] of uint4 codes in
+    blocks of ``block_size`` along K, one float32 scale and one 4-bit zero
+    point (default 8) per block: a uint4 constant [K, N] quantized blocked on
+    axis 0, a ``dequantize`` node (``fl32(fl32(q - zp) * s)``) and
+    ``float_matmul``. ONNX Runtime computes it in float32 with its own
+    summation order: compared within a bound (spec/onnx-import.md,
+    "MatMulNBits"), never bit for bit. ``accuracy_level`` 4 is refused: ONNX
+    Runtime then quantizes A to int8 per block on the fly (MLAS CompInt8), an
+    arithmetic qnnref does not emulate."""
+    k, n = int(node.attr("K")), int(node.attr("N"))
+    bits, block = int(node.attr("bits", 4)), int(node.attr("block_size"))
+    level = int(node.attr("accuracy_level", 0))
+    if bits != 4:
+        raise Refused(f"{node.where()}: bits = {bits} (only 4-bit weights are supported)")
+    if level == 4:
+        raise Refused(f"{node.where()}: accuracy_level 4: ONNX Runtime quantizes A to int8 per block at run "
+                      "time (MLAS CompInt8); qnnref does not emulate that arithmetic")
+    if block < 16 or block & (block - 1):
+        raise Refused(f"{node.where()}: block_size {block} (a power of two >= 16 expected)")
+    if node.input(4) or node.input(6):
+        raise Refused(f"{node.where()}: g_idx / prepacked inputs are not supported")
+    a = float_value(imp, node, 0, "input A")
+    if isinstance(a, np.ndarray):
+        raise Refused(f"{node.where()}: a constant input A is not supported")
+    if imp.shape(a)[-1] != k or len(imp.shape(a)) < 2:
+        raise Refused(f"{node.where()}: input A of shape {list(imp.shape(a))} (rank >= 2, last dimension K = {k})")
+    blocks = -(-k // block)
+    b = imp.const(node, 1, "input B")
+    scales = imp.const(node, 2, "scales")
+    if imp.const_dtype(node, 1) != "uint8" or b.shape != (n, blocks, block // 2):
+        raise Refused(f"{node.where()}: B must be uint8 [N, ceil(K / block_size), block_size / 2] = "
+                      f"{[n, blocks, block // 2]}, got {imp.const_dtype(node, 1)} {list(b.shape)}")
+    if scales.dtype != np.float32 or scales.size != n * blocks:
+        raise Refused(f"{node.where()}: scales must be float32 with N * ceil(K / block_size) = {n * blocks} values")
+    zp = imp.const(node, 3, "zero points")
+    if zp is None:
+        zps = np.full((n, blocks), 8, np.uint8)
+    elif zp.dtype == np.uint8 and zp.size == n * -(-blocks // 2):
+        zps = _unpack_nibbles(zp.reshape(n, -1), blocks)
+    else:
+        raise Refused(f"{node.where()}: zero points must be packed 4-bit uint8 [N * ceil(blocks / 2)] "
+                      f"(float zero points are not supported)")
+    codes = _unpack_nibbles(b.reshape(n, -1), k)                      # [N, K]
+    q = OnnxQuant("uint4", np.ascontiguousarray(scales.reshape(n, blocks).T),
+                  np.ascontiguousarray(zps.T), 0, block)              # blocked along K of [K, N]
+    w = imp.constant(np.ascontiguousarray(codes.T), "uint4", q.to_quant(layout.identity(2)), f"{node.name}_B")
+    wf = imp.emit("dequantize", [w], None, imp.fresh(f"{node.name}_B_float"))
+    inputs = [imp.onnx_layout(a), wf]
+    if node.input(5):
+        bias = float_value(imp, node, 5, "bias")
+        if not isinstance(bias, np.ndarray) or bias.shape != (n,):
+            raise Refused(f"{node.where()}: bias must be a float32 constant [N]")
+        inputs.append(_const(imp, bias, f"{node.name}_bias"))
+    rank = len(imp.shape(a))
+    # one FMA chain per dot product, the bias added after: ONNX Runtime 1.32
+    # (MLAS, fp32 compute) gave these bits for every A with M > 1 tested
+    attrs = {"k_block": 0, "bias_first": False}
+    _bind_float(imp, node, "float_matmul", inputs, attrs, layout.identity(rank))

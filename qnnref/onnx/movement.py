@@ -185,6 +185,14 @@ def _fits(rng: tuple[int, int], dtype: str) -> bool:
     return ex is not None and ex[0] <= rng[0] and rng[1] <= ex[1]
 
 
+def _plain_int32(imp: Importer, v: Tensor) -> bool:
+    """An int32 tensor quantized with scale 1 and zero point 0 (the plain integer)."""
+    info = imp.info(v)
+    q = info.quant
+    return (info.dtype == "int32" and q is not None and q.axis is None and q.block_size is None
+            and np.all(q.scale == np.float32(1)) and not np.any(q.zero_point_or_zeros()))
+
+
 @handles("Cast")
 def cast(imp: Importer, node: OnnxNode) -> None:
     """Cast of integers to a type that holds each of them exactly (int8 ->
@@ -204,6 +212,14 @@ def cast(imp: Importer, node: OnnxNode) -> None:
         out = Tensor(v.name, v.perm)                       # back to the integers themselves
     elif _fits(rng, to):
         out = replace(v, cast=to)
+    elif to == "float32" and v.offset == 0 and v.cast is None and _plain_int32(imp, v):
+        # int32 -> float32, rounded to nearest even (an accumulator computed
+        # with a run-time zero point, ONNX Runtime's dynamic quantization):
+        # dequantize of the plain integer (scale 1, zero point 0) is exactly
+        # that conversion, times 1
+        imp.bind(node.outputs[0], Tensor(imp.emit("dequantize", [v.name], None,
+                                                   imp.out_name(node.outputs[0], v.perm)), v.perm))
+        return
     else:
         raise Refused(f"{node.where()}: Cast of {base} values in [{rng[0]}, {rng[1]}] to {to}, which does not hold "
                       "each of them exactly")

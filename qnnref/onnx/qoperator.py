@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import dtypes
 from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
-                      emit_global_avg_pool, emit_matmul, emit_table, operand_of)
+                      emit_global_avg_pool, emit_matmul, emit_table, operand_of, plain_int32_quant)
 from . import layout
 from .context import Const, Importer, Tensor
 from .qdq import dequantize_linear, gemm_operands, quantize_linear
@@ -137,8 +137,10 @@ def zero_point_operand(imp: Importer, node: OnnxNode, i: int, z: int, what: str,
     if dtype not in ("int8", "uint8"):
         raise Refused(f"{node.where()}: {what} has type {dtype} (int8 or uint8 expected)")
     if node.input(z) and not isinstance(imp.value(node.input(z)), Const):
-        raise Refused(f"{node.where()}: the {what} zero point is computed at run time (DynamicQuantizeLinear); "
-                      "qnnref's matmul and conv2d take zero points fixed in the model")
+        if vector_axis is not None:
+            raise Refused(f"{node.where()}: the {what} zero point is computed at run time; qnnref takes a "
+                          "run-time zero point only for the activations (input 0)")
+        return _runtime_zero_point_operand(imp, node, v, imp.value(node.input(z)), dtype, what)
     zp = imp.const(node, z, f"{what} zero point")
     if zp is not None and imp.const_dtype(node, z) != dtype:
         raise Refused(f"{node.where()}: {what} zero point of type {imp.const_dtype(node, z)} for a {dtype} tensor")
@@ -164,6 +166,27 @@ def zero_point_operand(imp: Importer, node: OnnxNode, i: int, z: int, what: str,
     return Operand(v, have, v.name)
 
 
+def _runtime_zero_point_operand(imp: Importer, node: OnnxNode, v, zv, dtype: str, what: str) -> Operand:
+    """Input 0 of MatMulInteger / ConvInteger whose zero point is a run-time
+    value (ONNX Runtime's dynamic quantization: both come from a
+    DynamicQuantizeLinear): an unquantized integer tensor, and its zero point
+    as a scalar tensor, which qnnref's matmul / conv2d take as input 3."""
+    if not isinstance(v, Tensor) or v.dequantized or v.cast is not None or imp.info(v).quant is not None:
+        raise Refused(f"{node.where()}: {what} has a run-time zero point, so it must be a plain (unquantized) "
+                      "integer tensor such as DynamicQuantizeLinear's output")
+    if not isinstance(zv, Tensor) or zv.dequantized or zv.cast is not None or imp.info(zv).dtype != dtype \
+            or imp.shape(zv) != () or imp.info(zv).quant is not None:
+        raise Refused(f"{node.where()}: the run-time {what} zero point must be a plain {dtype} scalar")
+    placeholder = OnnxQuant(dtype, np.float32(1), np.zeros((), dtypes.get(dtype).numpy), None, None)
+    return Operand(v, placeholder, v.name, runtime_zero_point=imp.onnx_layout(zv))
+
+
+def _accumulator_output(node: OnnxNode, x: Operand) -> Output:
+    """The int32 output of MatMulInteger / ConvInteger: unquantized, or the
+    plain integer (scale 1) when the zero point is a run-time value."""
+    return Output(node.outputs[0], plain_int32_quant() if x.runtime_zero_point is not None else None)
+
+
 def _same_zero_points(have, stated) -> bool:
     """Whether two per-tensor / per-axis quantizations give every element the same zero point."""
     hz, sz = have.zero_points(), stated.zero_points()
@@ -180,7 +203,7 @@ def matmul_integer(imp: Importer, node: OnnxNode) -> None:
     profile says: ONNX Runtime runs the same u8 x s8 GEMM as QLinearMatMul)."""
     a = zero_point_operand(imp, node, 0, 2, "A")
     b = zero_point_operand(imp, node, 1, 3, "B", vector_axis=lambda r: r - 1)
-    emit_matmul(imp, node, a, b, None, Output(node.outputs[0], None))
+    emit_matmul(imp, node, a, b, None, _accumulator_output(node, a))
 
 
 @handles("ConvInteger")
@@ -198,9 +221,12 @@ def conv_integer(imp: Importer, node: OnnxNode) -> None:
     w = zero_point_operand(imp, node, 1, 3, "w", vector_axis=lambda r: 0)
     if (x.quant.dtype, w.quant.dtype) == ("int8", "uint8") and get_profile(imp.profile).pairwise_int16_saturation \
             and not (w.is_const and _pairs_cannot_saturate(w.value)):
+        if x.runtime_zero_point is not None:
+            raise Refused(f"{node.where()}: int8 x with a run-time zero point and uint8 w under pairwise int16 "
+                          "saturation (ONNX Runtime's GEMM order) is not supported")
         _conv_integer_as_ort_gemm(imp, node, x, w)
         return
-    emit_conv(imp, node, x, w, None, Output(node.outputs[0], None),
+    emit_conv(imp, node, x, w, None, _accumulator_output(node, x),
               extra_attrs={"pairwise_int16_saturation": False})
 
 
@@ -316,6 +342,83 @@ def dynamic_quantize_linear(imp: Importer, node: OnnxNode) -> None:
             imp.bind(o, Tensor(names[k], v.perm if k == 0 else ()))
 
 
+# ---------------------------------------------------------------------------
+# ONNX Runtime's fusions of dynamic quantization (in models it optimized)
+# ---------------------------------------------------------------------------
+
+def _float_node(imp: Importer, function: str, inputs: list[str], base: str) -> str:
+    return imp.emit("float_elementwise", inputs, {"function": function}, imp.fresh(base))
+
+
+def _integer_to_float(imp: Importer, node: OnnxNode, a: Operand, s_a: str | np.ndarray, b_i: int, b_scale_i: int,
+                      b_zp_i: int, bias_i: int) -> None:
+    """``float32(acc) * fl32(s_a * s_b[n]) + bias[n]`` with ``acc`` the int32
+    matmul of ``a`` (run-time zero point) and the constant B: MLAS's scale-bias
+    output processor (a multiplication, then an addition; no FMA), which are
+    also the unfused graph's Cast -> Mul -> Add."""
+    b = zero_point_operand(imp, node, b_i, b_zp_i, "B", vector_axis=lambda r: r - 1)
+    if not b.is_const:
+        raise Refused(f"{node.where()}: B must be a constant")
+    n = b.value.shape[-1]
+    s_b = imp.const(node, b_scale_i, "B scale")
+    if s_b.dtype != np.float32 or s_b.size not in (1, n):
+        raise Refused(f"{node.where()}: B scale must be float32, one value or one per column ({n})")
+    acc_value = imp.fresh(f"{node.outputs[0]}_acc")
+    emit_matmul(imp, node, a, b, None, Output(acc_value, plain_int32_quant()))
+    acc = imp.value(acc_value)
+    f = imp.emit("dequantize", [acc.name], None, imp.fresh(f"{node.outputs[0]}_acc_float"))
+    s_b = np.ascontiguousarray(s_b.reshape(-1) if s_b.size == n and n > 1 else s_b.reshape(()))
+    if isinstance(s_a, np.ndarray):
+        scale = imp.constant((np.float32(s_a.reshape(())) * s_b).astype(np.float32), "float32", None,
+                             f"{node.name}_scale")
+    else:
+        scale = _float_node(imp, "mul", [s_a, imp.constant(s_b, "float32", None, f"{node.name}_b_scale")],
+                            f"{node.name}_scale")
+    y = _float_node(imp, "mul", [f, scale], f"{node.outputs[0]}_scaled")
+    if node.input(bias_i):
+        bias = imp.const(node, bias_i, "bias")
+        if bias.dtype != np.float32 or bias.shape != (n,):
+            raise Refused(f"{node.where()}: bias must be float32 [{n}]")
+        y = _float_node(imp, "add", [y, imp.constant(bias, "float32", None, f"{node.name}_bias")],
+                        f"{node.outputs[0]}_biased")
+    out = imp.emit("reshape", [y], {"shape": list(imp.info(y).shape)}, imp.out_name(node.outputs[0], acc.perm))
+    imp.bind(node.outputs[0], Tensor(out, acc.perm))
+
+
+@handles("DynamicQuantizeMatMul", domain=MS)
+def dynamic_quantize_matmul(imp: Importer, node: OnnxNode) -> None:
+    """DynamicQuantizeLinear of A, then MatMulIntegerToFloat: ``dynamic_quantize``,
+    ``matmul`` with its run-time zero point, ``dequantize``, float32 mul / add."""
+    v = imp.value(node.input(0))
+    if not isinstance(v, Tensor) or v.dequantized or imp.info(v).dtype != "float32":
+        raise Refused(f"{node.where()}: input A must be a float32 run-time tensor")
+    names = [imp.fresh(f"{node.name}_{x}") for x in ("a_quantized", "a_scale", "a_zero_point")]
+    imp.b.node("dynamic_quantize", [imp.onnx_layout(v)], {}, name=imp.node_name(f"{node.name}_quantize"),
+               outputs=names)
+    a = Operand(Tensor(names[0], layout.identity(len(v.perm))),
+                OnnxQuant("uint8", np.float32(1), np.zeros((), np.uint8), None, None), node.input(0),
+                runtime_zero_point=names[2])
+    _integer_to_float(imp, node, a, names[1], 1, 2, 3, 4)
+
+
+@handles("MatMulIntegerToFloat", domain=MS)
+def matmul_integer_to_float(imp: Importer, node: OnnxNode) -> None:
+    """A with a run-time zero point (a DynamicQuantizeLinear's outputs: what
+    ONNX Runtime's fusion of quantize_dynamic models produces)."""
+    if not node.input(4) or isinstance(imp.value(node.input(4)), Const):
+        raise Refused(f"{node.where()}: only an A zero point computed at run time (DynamicQuantizeLinear) "
+                      "is supported")
+    a = zero_point_operand(imp, node, 0, 4, "A")
+    s_a = imp.value(node.input(2))
+    if isinstance(s_a, Const):
+        s_a = np.asarray(imp.const(node, 2, "A scale"), np.float32)
+    elif s_a.dequantized or imp.info(s_a).dtype != "float32" or imp.shape(s_a) != ():
+        raise Refused(f"{node.where()}: A scale must be a float32 scalar")
+    else:
+        s_a = s_a.name
+    _integer_to_float(imp, node, a, s_a, 1, 3, 5, 6)
+
+
 @handles("QuantizeLinear", domain=MS)
 def ms_quantize_linear(imp: Importer, node: OnnxNode) -> None:
     quantize_linear(imp, node)
@@ -331,9 +434,6 @@ def ms_dequantize_linear(imp: Importer, node: OnnxNode) -> None:
 # ---------------------------------------------------------------------------
 
 REFUSED = {
-    (MS, "DynamicQuantizeMatMul"): "dynamic quantization with float output",
-    (MS, "MatMulIntegerToFloat"): "integer matmul with float32 output (needs float32 operators)",
-    (MS, "MatMulNBits"): "float activations times 4-bit weights, float output (needs float32 operators)",
     (MS, "QLinearSoftmax"): "ONNX Runtime's table-based softmax (qnnref's softmax is TFLite's integer "
                             "algorithm, not this one)",
     (MS, "QLinearReduceMean"): "not mapped yet (qnnref mean could express it)",

@@ -13,6 +13,11 @@ exact matrix product of :mod:`qnnref.ops.matmul`, one per group. Under a
 profile with pairwise int16 saturation (u8 x and s8 w), the products are
 summed in pairs along the (kh, kw, c) order of the im2col rows, as ONNX
 Runtime's im2col GEMM does (spec/arithmetic.md, "Pairwise int16 saturation").
+
+As in matmul, in int32-output mode only, the zero point of ``x`` may be a
+run-time input (``x_zero_point``: ONNX Runtime's dynamic quantization,
+DynamicQuantizeLinear -> ConvInteger); ``x`` is then unquantized, and the
+padding uses that zero point.
 """
 from __future__ import annotations
 
@@ -21,8 +26,9 @@ import numpy as np
 from ..arith import RequantParams, check_accumulator, requantize_output
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
 from .matmul import (A_DTYPES, B_DTYPES, PAIRWISE_ATTR, accumulator_output, centered, check_bias,
-                     check_bias_quant, check_int32_output_quant, check_out_dtype, exact_matmul,
-                     pairwise_int16_accumulator, pairwise_int16_applies, prepare_params)
+                     check_bias_quant, check_int32_output_quant, check_out_dtype, check_runtime_zero_point,
+                     exact_matmul, pairwise_int16_accumulator, pairwise_int16_applies, prepare_params,
+                     prepare_runtime_zero_point, zero_point_arg)
 from .registry import Attr, Op, Slot, register
 
 
@@ -118,7 +124,10 @@ class Conv2D(Op):
     name = "conv2d"
     inputs = (Slot("x", doc="quantized activations [N, H, W, C_in] (NHWC)"),
               Slot("w", doc="quantized weights [C_out, KH, KW, C_in/groups] (OHWI)"),
-              Slot("bias", optional=True, doc="int32 [C_out], added to the accumulator"))
+              Slot("bias", optional=True, doc="int32 [C_out], added to the accumulator"),
+              Slot("x_zero_point", optional=True,
+                   doc="scalar of x's dtype: the zero point of x, computed at run time (output dtype "
+                       "int32 only; x is then unquantized)"))
     outputs = (Slot("y", doc="quantized [N, OH, OW, C_out]; int32: the accumulator"),)
     attrs = (Attr("strides", "ints", [1, 1], "[sh, sw], each >= 1"),
              Attr("dilations", "ints", [1, 1], "[dh, dw], each >= 1"),
@@ -168,11 +177,15 @@ class Conv2D(Op):
         ctx.check_size(max(n * c_in, 1) * oh * ow * kh * kw, "the im2col patches (N*OH*OW*KH*KW*C_in)")
         check_bias(ctx, 2, c_out, "C_out")
         dtype = check_out_dtype(ctx, x.dtype)
+        check_runtime_zero_point(ctx, 3, x, dtype, "x")
         return [(dtype, (n, oh, ow, c_out))]
 
     def prepare(self, ctx):
         x, w, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
-        qx = ctx.require_quant(x, "input x")
+        runtime_zp = ctx.inputs[3] is not None
+        if runtime_zp:
+            prepare_runtime_zero_point(ctx, 3, "x")
+        qx = None if runtime_zp else ctx.require_quant(x, "input x")
         qw = ctx.require_quant(w, "weight w", ("per-tensor", "per-axis"), axis=0)
         check_bias_quant(ctx, 2)
         p = ctx.prepared
@@ -180,7 +193,11 @@ class Conv2D(Op):
         # one input and one output channel per group: ONNX Runtime's direct depthwise kernel
         depthwise = w.shape[3] == 1 and w.shape[0] == ctx.attrs["groups"]
         p["pairwise_int16"] = pairwise_int16_applies(ctx, x.dtype, w.dtype, depthwise)
-        if y.dtype == "int32":
+        if runtime_zp:
+            # the accumulator with the run-time zero point of x (see run)
+            p["params"] = None
+            p["y_zp"] = np.int64(0)
+        elif y.dtype == "int32":
             # the output is the accumulator: no multiplier, no output zero point
             check_int32_output_quant(ctx, scale(qx), scale(qw), 3)
             p["params"] = None
@@ -190,7 +207,7 @@ class Conv2D(Op):
             # per-channel values have shape (C_out,) and broadcast on the last axis of [N, OH, OW, C_out]
             p["params"] = prepare_params(ctx, scale(qx), scale(qw), scale(qy), "s_x * s_w / s_y")
             p["y_zp"] = zero_point(qy).astype(np.int64)
-        p["x_zp"] = zero_point(qx).astype(np.int64)
+        p["x_zp"] = None if runtime_zp else zero_point(qx).astype(np.int64)
         p["w_zp"] = zero_point(qw).astype(np.int64).reshape(qw.broadcast_shape(4))
         a = ctx.attrs
         # the float64 weight matrix of a constant w (8 bytes per weight) is
@@ -205,6 +222,6 @@ class Conv2D(Op):
         bias = args[2] if len(args) > 2 else None
         if p["w_matrix"] is None and ctx.inputs[1].data is not None and not p["pairwise_int16"]:
             p["w_matrix"] = weight_matrix(w, p["w_zp"], p["geometry"][3])
-        y = conv2d(x, p["x_zp"], w, p["w_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
+        y = conv2d(x, zero_point_arg(args, 3, p["x_zp"]), w, p["w_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
                    *p["geometry"], *p["act"], w_matrix=p["w_matrix"], pairwise_int16=p["pairwise_int16"])
         return [y]

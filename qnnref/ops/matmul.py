@@ -19,6 +19,12 @@ Runtime on CPUs without VNNI): for uint8 ``a`` and int8 ``b`` the raw codes
 are multiplied, summed in pairs along K and each pair saturated to int16
 before the zero points are corrected (:func:`pairwise_int16_accumulator`;
 spec/arithmetic.md, "Pairwise int16 saturation").
+
+In int32-output mode only, the zero point of ``a`` may instead be a run-time
+input (``a_zero_point``, a scalar of a's dtype): ONNX Runtime's dynamic
+quantization computes it per inference (DynamicQuantizeLinear ->
+MatMulInteger). ``a`` is then unquantized and no scale is involved: the
+accumulator is the same exact sum with that zero point.
 """
 from __future__ import annotations
 
@@ -150,6 +156,48 @@ def check_bias_quant(ctx, index: int) -> None:
         raise ctx.error(f"bias {bias.name!r} must have zero point 0")
 
 
+def check_runtime_zero_point(ctx, index: int, x, dtype: str, what: str) -> bool:
+    """ERROR_IF checks of an optional run-time zero point of ``x`` (input
+    ``index``) at infer time: a scalar of x's dtype, allowed only when the
+    output is the int32 accumulator (no scale is involved, so the zero point
+    is the only parameter of x). Returns whether it is present. Shared with conv2d."""
+    z = ctx.inputs[index] if len(ctx.inputs) > index else None
+    if z is None:
+        return False
+    ctx.require_dtype(z, (x.dtype,), f"{what} zero point")
+    if tuple(z.shape) != ():
+        raise ctx.error(f"{what} zero point {z.name!r} must be a scalar (shape []), got {list(z.shape)}")
+    if dtype != "int32":
+        raise ctx.error(f"a run-time {what} zero point is allowed only with output dtype int32 (the "
+                        f"accumulator), got {dtype}")
+    return True
+
+
+def prepare_runtime_zero_point(ctx, index: int, what: str) -> None:
+    """prepare of a node with a run-time zero point of its input 0: that input
+    and the zero point are unquantized (the zero point is the value of the
+    second), and the int32 output is the plain accumulator: unquantized, or
+    quantized with scale 1 and zero point 0 (which ``dequantize`` turns into
+    float32 exactly as a cast). Shared with conv2d."""
+    for t, role in ((ctx.inputs[0], f"input {what}"), (ctx.inputs[index], f"{what} zero point")):
+        if t.quant is not None:
+            raise ctx.error(f"{role} {t.name!r} must not be quantized: the zero point of {what} is the "
+                            "run-time input")
+    y = ctx.outputs[0]
+    if y.quant is not None:
+        q = ctx.require_quant(y, "int32 output")
+        if np.any(zero_point(q)) or not np.all(scale(q) == np.float32(1)):
+            raise ctx.error(f"int32 output {y.name!r} with a run-time {what} zero point is the plain "
+                            f"accumulator: unquantized, or scale 1 with zero point 0 (got {y.describe()})")
+
+
+def zero_point_arg(args: list, index: int, prepared):
+    """The zero point of input 0: the run-time input ``index`` if present
+    (int64 scalar), else the prepared constant one."""
+    z = args[index] if len(args) > index else None
+    return prepared if z is None else np.int64(z)
+
+
 def check_out_dtype(ctx, default: str) -> str:
     dtype = ctx.attrs["dtype"] if ctx.attrs["dtype"] is not None else default
     if dtype not in OUT_DTYPES:
@@ -204,7 +252,10 @@ class MatMul(Op):
     name = "matmul"
     inputs = (Slot("a", doc="quantized activations [..., M, K]"),
               Slot("b", doc="quantized weights [K, N] or [..., K, N]"),
-              Slot("bias", optional=True, doc="int32 [N], added to the accumulator"))
+              Slot("bias", optional=True, doc="int32 [N], added to the accumulator"),
+              Slot("a_zero_point", optional=True,
+                   doc="scalar of a's dtype: the zero point of a, computed at run time (output dtype "
+                       "int32 only; a is then unquantized)"))
     outputs = (Slot("y", doc="quantized [..., M, N]; int32: the accumulator"),)
     attrs = (Attr("dtype", "str", None, "output dtype (default: the dtype of a); int32: the accumulator"),
              Attr("act_min", "int", None, ACT_ATTRS_DOC),
@@ -231,17 +282,25 @@ class MatMul(Op):
                             "do not broadcast") from None
         check_bias(ctx, 2, n, "N, the last dimension of b")
         dtype = check_out_dtype(ctx, a.dtype)
+        check_runtime_zero_point(ctx, 3, a, dtype, "a")
         return [(dtype, (*batch, m, n))]
 
     def prepare(self, ctx):
         a, b, y = ctx.inputs[0], ctx.inputs[1], ctx.outputs[0]
-        qa = ctx.require_quant(a, "input a")
+        runtime_zp = ctx.inputs[3] is not None
+        if runtime_zp:
+            prepare_runtime_zero_point(ctx, 3, "a")
+        qa = None if runtime_zp else ctx.require_quant(a, "input a")
         qb = ctx.require_quant(b, "input b", ("per-tensor", "per-axis"), axis=len(b.shape) - 1)
         check_bias_quant(ctx, 2)
         p = ctx.prepared
         p["act"] = act_range(ctx)
         p["pairwise_int16"] = pairwise_int16_applies(ctx, a.dtype, b.dtype)
-        if y.dtype == "int32":
+        if runtime_zp:
+            # the accumulator with the run-time zero point of a (see run)
+            p["params"] = None
+            p["y_zp"] = np.int64(0)
+        elif y.dtype == "int32":
             # the output is the accumulator: no multiplier, no output zero point
             check_int32_output_quant(ctx, scale(qa), scale(qb), len(y.shape) - 1)
             p["params"] = None
@@ -251,7 +310,7 @@ class MatMul(Op):
             # per-column values have shape (N,) and broadcast on the last axis of [..., M, N]
             p["params"] = prepare_params(ctx, scale(qa), scale(qb), scale(qy), "s_a * s_b / s_y")
             p["y_zp"] = zero_point(qy).astype(np.int64)
-        p["a_zp"] = zero_point(qa).astype(np.int64)
+        p["a_zp"] = None if runtime_zp else zero_point(qa).astype(np.int64)
         p["b_zp"] = zero_point(qb).astype(np.int64)
         # b - zp_b of a constant b (float64, 8 bytes per weight) is built on
         # the first reference run, not here: the kernels backend never needs it.
@@ -264,6 +323,7 @@ class MatMul(Op):
         bias = args[2] if len(args) > 2 else None
         if p["b_centered"] is None and ctx.inputs[1].data is not None and not p["pairwise_int16"]:
             p["b_centered"] = centered(b, p["b_zp"])
-        y = matmul(a, p["a_zp"], b, p["b_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
+        a_zp = zero_point_arg(args, 3, p["a_zp"])
+        y = matmul(a, a_zp, b, p["b_zp"], bias, p["params"], p["y_zp"], p["y_dtype"],
                    *p["act"], b_centered=p["b_centered"], pairwise_int16=p["pairwise_int16"])
         return [y]
