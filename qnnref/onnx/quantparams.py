@@ -54,6 +54,13 @@ def triple_quant(imp, node: OnnxNode, scale_i: int, zp_i: int, dtype: str, shape
             raise Refused(f"{where}: zero point of type {zdt} for a {dtype} tensor")
     if np.asarray(scale).size != 1 and vector_axis is None:
         raise Refused(f"{where}: only a per-tensor (scalar) scale is supported here")
+    if np.asarray(scale).dtype == np.float16:
+        # A QLinear* operator's float16 scales (ONNX's T2 may be float16) are
+        # widened to float32, exactly: they only form the requantization
+        # multiplier, which the profile's recipe computes in its own width
+        # (the ONNX backend tests test_qlinearmatmul_*_float16 match). Not for
+        # QuantizeLinear, whose division runs in the scale's type.
+        scale = np.asarray(scale).astype(np.float32)
     return make_onnx_quant(where, dtype, scale, zp, vector_axis if vector_axis is not None else 0, 0, shape,
                            broadcast_zero_point=True)
 
