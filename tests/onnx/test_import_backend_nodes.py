@@ -27,6 +27,8 @@ SUPPORTED = {
     "test_qlinearmatmul_2D_int8_float32", "test_qlinearmatmul_3D_int8_float32",
     "test_convinteger_with_padding", "test_convinteger_without_padding", "test_matmulinteger",
     "test_dynamicquantizelinear", "test_dynamicquantizelinear_max_adjusted", "test_dynamicquantizelinear_min_adjusted",
+    "test_qlinearmatmul_2D_uint8_float16", "test_qlinearmatmul_3D_uint8_float16",
+    "test_qlinearmatmul_2D_int8_float16", "test_qlinearmatmul_3D_int8_float16",
 }
 
 
