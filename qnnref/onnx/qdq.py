@@ -214,6 +214,50 @@ def _bias(imp: Importer, node: OnnxNode, i: int, x: Operand, w: Operand) -> np.n
     return v.data.astype(np.int32)
 
 
+def _producer(imp: Importer, name: str) -> OnnxNode | None:
+    return next((n for n in imp.onnx.nodes if name in n.outputs), None) if name else None
+
+
+def _only_reader(imp: Importer, name: str, node: OnnxNode) -> bool:
+    """``node`` is the one node reading ``name``, which is no graph output."""
+    users = imp.consumers.get(name, [])
+    return name not in imp.graph_outputs and len(users) == 1 and users[0] is node
+
+
+def ort_s8_as_u8(imp: Importer, node: OnnxNode, i: int) -> dict:
+    """``{"s8_activations_as_u8": True}`` if ONNX Runtime on x86 feeds input
+    ``i`` of ``node`` as uint8 codes + 128, else ``{}``.
+
+    Its QDQS8ToU8Transformer (on x86, where ``session.qdqisint8allowed`` is
+    off) rewrites a QuantizeLinear -> DequantizeLinear pair to uint8, zero
+    point + 128, when both have an explicit int8 zero point and a constant
+    scalar scale and zero point, the QuantizeLinear's only reader is the
+    DequantizeLinear, and neither output is a graph output. A
+    DequantizeLinear read by several nodes is first copied per reader
+    (EnsureUniqueDQForNodeUnit), so its QuantizeLinear then has several
+    readers and stays int8: the pair must also have ``node`` as its only
+    reader. Weights (DequantizeLinear of an initializer) stay int8.
+    (spec/profiles/ort-cpu-x86.md; tests/profiles/test_pairwise_saturation.py)
+    """
+    if not get_profile(imp.profile).qdq_s8_to_u8:
+        return {}
+    dq = _producer(imp, node.input(i))
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in ("", "com.microsoft"):
+        return {}
+    q = _producer(imp, dq.input(0))
+    if q is None or not q.is_quantize or not q.input(2) or not dq.input(2):
+        return {}
+    if not (_only_reader(imp, dq.outputs[0], node) and _only_reader(imp, q.outputs[0], dq)):
+        return {}
+    for n in (q, dq):
+        scale, zp = (imp.values.get(n.input(j)) for j in (1, 2))
+        if not all(isinstance(v, Const) and v.quant is None and v.data.size == 1 for v in (scale, zp)):
+            return {}
+        if zp.dtype != "int8":
+            return {}
+    return {"s8_activations_as_u8": True}
+
+
 # ---------------------------------------------------------------------------
 # Fused groups
 # ---------------------------------------------------------------------------
@@ -223,14 +267,14 @@ def conv(imp: Importer, node: OnnxNode) -> None:
     x = operand_of(imp, node, 0, "input X")
     w = operand_of(imp, node, 1, "weight W")
     bias = _bias(imp, node, 2, x, w)
-    emit_conv(imp, node, x, w, bias, quantized_output(imp, node))
+    emit_conv(imp, node, x, w, bias, quantized_output(imp, node), extra_attrs=ort_s8_as_u8(imp, node, 0))
 
 
 @handles("MatMul")
 def matmul(imp: Importer, node: OnnxNode) -> None:
     a = operand_of(imp, node, 0, "input A")
     b = operand_of(imp, node, 1, "input B")
-    emit_matmul(imp, node, a, b, None, quantized_output(imp, node))
+    emit_matmul(imp, node, a, b, None, quantized_output(imp, node), extra_attrs=ort_s8_as_u8(imp, node, 0))
 
 
 def transposed_operand(imp: Importer, node: OnnxNode, op: Operand) -> Operand:
@@ -267,7 +311,7 @@ def gemm(imp: Importer, node: OnnxNode) -> None:
     b = operand_of(imp, node, 1, "input B")
     a, b = gemm_operands(imp, node, a, b)
     bias = _bias(imp, node, 2, a, b)
-    emit_matmul(imp, node, a, b, bias, quantized_output(imp, node))
+    emit_matmul(imp, node, a, b, bias, quantized_output(imp, node), extra_attrs=ort_s8_as_u8(imp, node, 0))
 
 
 @handles("Add", "Mul")
