@@ -977,6 +977,8 @@ def gen_qdq_s8_input(rng, i):
     else:
         g.node(kind, ["x_dq", "w_dq"], "out", name=kind.lower())
         yshape, geo = (m, cout), f"m{m}k{kdim}n{cout}"
+    # the output pair too (ONNX Runtime fuses only int8 -> int8 rewritten to
+    # uint8 -> uint8; with an int8 graph output it computes in float)
     g.node("QuantizeLinear", ["out", "y_scale", "y_zero_point"], "y_q", name="q_y")
     g.node("DequantizeLinear", ["y_q", "y_scale", "y_zero_point"], "y", name="dq_y")
     g.output("y", "float32", yshape)

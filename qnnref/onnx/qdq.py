@@ -236,26 +236,49 @@ def ort_s8_as_u8(imp: Importer, node: OnnxNode, i: int) -> dict:
     DequantizeLinear read by several nodes is first copied per reader
     (EnsureUniqueDQForNodeUnit), so its QuantizeLinear then has several
     readers and stays int8: the pair must also have ``node`` as its only
-    reader. Weights (DequantizeLinear of an initializer) stay int8.
-    (spec/profiles/ort-cpu-x86.md; tests/profiles/test_pairwise_saturation.py)
+    reader. Weights (DequantizeLinear of an initializer) stay int8. ONNX
+    Runtime then fuses the group only if its output QuantizeLinear (after an
+    optional Relu / Clip) was rewritten too (uint8 in, uint8 out); otherwise
+    it computes the node in float, without pairs, and nothing is marked.
+    (spec/profiles/ort-cpu-x86.md rule 11; tests/profiles/test_pairwise_saturation.py)
     """
     if not get_profile(imp.profile).qdq_s8_to_u8:
         return {}
     dq = _producer(imp, node.input(i))
     if dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in ("", "com.microsoft"):
         return {}
-    q = _producer(imp, dq.input(0))
-    if q is None or not q.is_quantize or not q.input(2) or not dq.input(2):
+    if not _only_reader(imp, dq.outputs[0], node) or not _rewritten_pair(imp, _producer(imp, dq.input(0)), dq):
         return {}
-    if not (_only_reader(imp, dq.outputs[0], node) and _only_reader(imp, q.outputs[0], dq)):
+    # the group's output: node -> [Relu | Clip] -> QuantizeLinear -> DequantizeLinear
+    out = node.outputs[0]
+    users = imp.consumers.get(out, [])
+    if len(users) == 1 and users[0].op_type in ("Relu", "Clip") and users[0].domain == "":
+        out = users[0].outputs[0]
+        users = imp.consumers.get(out, [])
+    if out in imp.graph_outputs or len(users) != 1 or not users[0].is_quantize:
         return {}
+    q_out = users[0]
+    readers = imp.consumers.get(q_out.outputs[0], [])
+    if len(readers) != 1 or not _rewritten_pair(imp, q_out, readers[0]):
+        return {}
+    return {"s8_activations_as_u8": True}
+
+
+def _rewritten_pair(imp: Importer, q: OnnxNode | None, dq: OnnxNode) -> bool:
+    """ONNX Runtime's QDQS8ToU8Transformer rewrites QuantizeLinear ``q`` ->
+    DequantizeLinear ``dq`` to uint8: explicit int8 zero points, constant
+    scalar scales and zero points, ``dq`` the only reader of ``q``."""
+    if q is None or not q.is_quantize or dq.op_type != "DequantizeLinear" or dq.domain not in ("", "com.microsoft"):
+        return False
+    if not q.input(2) or not dq.input(2) or not _only_reader(imp, q.outputs[0], dq):
+        return False
     for n in (q, dq):
         scale, zp = (imp.values.get(n.input(j)) for j in (1, 2))
         if not all(isinstance(v, Const) and v.quant is None and v.data.size == 1 for v in (scale, zp)):
-            return {}
+            return False
         if zp.dtype != "int8":
-            return {}
-    return {"s8_activations_as_u8": True}
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------
