@@ -31,6 +31,12 @@ class Profile:
     #: output channel per group (depthwise, channel multiplier 1) still sum
     #: exactly (ONNX Runtime runs them on a direct depthwise kernel)
     pairwise_exempt_depthwise: bool = False
+    #: ONNX Runtime on x86 rewrites an int8 QuantizeLinear -> DequantizeLinear
+    #: pair of activations to uint8 (codes and zero point + 128) before it fuses
+    #: the QDQ groups: the ONNX importer marks the Conv / MatMul / Gemm that read
+    #: such a pair with ``s8_activations_as_u8`` (which matters only with
+    #: pairwise int16 saturation; spec/profiles/ort-cpu-x86.md)
+    qdq_s8_to_u8: bool = False
     #: recipes for particular operators, overriding ``requant`` for them
     #: (a node's own ``recipe`` attribute overrides both)
     op_recipes: dict[str, Recipe] = field(default_factory=dict)
@@ -130,6 +136,7 @@ register(Profile(
     quantize=_ORT_QUANTIZE,
     pairwise_int16_saturation=True,
     pairwise_exempt_depthwise=True,
+    qdq_s8_to_u8=True,
     op_recipes=_ORT_OP_RECIPES,
 ))
 
@@ -139,6 +146,7 @@ register(Profile(
                 "arithmetic, but u8 x s8 products accumulate exactly (VPDPBUSD / TDPBUSD).",
     requant=_ORT_REQUANT,
     quantize=_ORT_QUANTIZE,
+    qdq_s8_to_u8=True,
     op_recipes=_ORT_OP_RECIPES,
 ))
 

@@ -938,6 +938,53 @@ def gen_qdq_matmul(rng, i):
     return dict(model=g.model_bytes(), inputs={"a": a}, tags=tags)
 
 
+def gen_qdq_s8_input(rng, i):
+    """QDQ s8s8 as ORT's quantize_static writes it: a float input through
+    QuantizeLinear -> DequantizeLinear (int8) into Conv, MatMul or Gemm with
+    int8 weights, then QuantizeLinear -> DequantizeLinear. On x86 ONNX Runtime
+    rewrites both pairs to uint8 (+128) and runs u8 x s8 kernels, which
+    saturate int16 pairs without VNNI (``s8_activations_as_u8``)."""
+    regime = _regime(i // 3)
+    kind = ("Conv", "MatMul", "Gemm")[i % 3]
+    xz = zero_point(rng, "int8")
+    xs = scale(rng, 2**-8, 2**-3, regime == "ties")
+    g = OnnxGraph()
+    if kind == "Conv":
+        n, cin, cout, group, h, w, k, stride, dil, pads = _conv_geometry(rng, regime)
+        xshape, wshape, kdim = (n, cin, h, w), (cout, cin // group, k, k), cin // group * k * k
+    else:
+        _, m, kdim, cout = _matmul_shapes(rng, regime)
+        xshape, wshape = (m, kdim), (kdim, cout)
+    codes = activations(rng, "int8", xshape, xz, regime)
+    x = ((codes.astype(np.float32) - np.float32(xz)) * xs).astype(np.float32)
+    wv = weights(rng, "int8", wshape, regime)
+    ws = scale(rng, 2**-10, 2**-4, regime == "ties")
+    mag = acc_magnitude(codes.astype(np.int64) - xz, wv.astype(np.int64), kdim)
+    ys = output_scale(rng, float(xs) * float(ws), mag, "int8", regime == "ties")
+    g.input("x", "float32", x.shape)
+    g.qparams("x", xs, xz, "int8")
+    g.const("w", wv, "int8")
+    g.qparams("w", ws, 0, "int8")
+    g.qparams("y", ys, zero_point(rng, "int8"), "int8")
+    g.node("QuantizeLinear", ["x", "x_scale", "x_zero_point"], "x_q", name="q_x")
+    g.node("DequantizeLinear", ["x_q", "x_scale", "x_zero_point"], "x_dq", name="dq_x")
+    g.node("DequantizeLinear", ["w", "w_scale", "w_zero_point"], "w_dq", name="dq_w")
+    if kind == "Conv":
+        g.node("Conv", ["x_dq", "w_dq"], "out", name="conv", kernel_shape=[k, k], strides=[stride, stride],
+               dilations=[dil, dil], pads=list(pads), group=group)
+        yshape = (n, cout, conv_out(h, k, stride, dil, pads[0], pads[2]), conv_out(w, k, stride, dil, pads[1], pads[3]))
+        geo = f"k{k}s{stride}d{dil}g{group}"
+    else:
+        g.node(kind, ["x_dq", "w_dq"], "out", name=kind.lower())
+        yshape, geo = (m, cout), f"m{m}k{kdim}n{cout}"
+    # the output pair too (ONNX Runtime fuses only int8 -> int8 rewritten to
+    # uint8 -> uint8; with an int8 graph output it computes in float)
+    g.node("QuantizeLinear", ["out", "y_scale", "y_zero_point"], "y_q", name="q_y")
+    g.node("DequantizeLinear", ["y_q", "y_scale", "y_zero_point"], "y", name="dq_y")
+    g.output("y", "float32", yshape)
+    return dict(model=g.model_bytes(), inputs={"x": x}, tags=["s8s8", kind, regime, "float-input", geo])
+
+
 def gen_qdq_add(rng, i):
     regime = _regime(i)
     dt = _cycle(i, ("uint8", "int8"))
@@ -1291,6 +1338,7 @@ GENERATORS: dict[str, tuple] = {
     "QDQ Conv": (gen_qdq_conv, 140),
     "QDQ MatMul": (gen_qdq_matmul, 120),
     "QDQ Add": (gen_qdq_add, 80),
+    "QDQ s8 float input": (gen_qdq_s8_input, 45),
     "graph": (gen_graph, 120),
     "Dynamic": (gen_dynamic, 80),
 }

@@ -191,7 +191,7 @@ def emit_conv(imp: Importer, node: OnnxNode, x: Operand, w: Operand, bias: np.nd
 # ---------------------------------------------------------------------------
 
 def emit_matmul(imp: Importer, node: OnnxNode, a: Operand, b: Operand, bias: np.ndarray | None,
-                out: Output) -> None:
+                out: Output, extra_attrs: dict | None = None) -> None:
     if a.is_const:
         raise Refused(f"{node.where()}: a constant first MatMul input is not supported")
     if a.quant.axis is not None:
@@ -220,7 +220,7 @@ def emit_matmul(imp: Importer, node: OnnxNode, a: Operand, b: Operand, bias: np.
         inputs.append(imp.constant(np.ascontiguousarray(np.broadcast_to(bias.reshape(-1), (n,))), "int32",
                                    None, f"{node.name}_bias"))
     _append_runtime_zero_point(inputs, a)
-    attrs = dict(dtype=_dtype_attr(imp, a.quant.dtype, out), **out.attrs())
+    attrs = dict(dtype=_dtype_attr(imp, a.quant.dtype, out), **out.attrs(), **(extra_attrs or {}))
     rank = len(np.broadcast_shapes(ashape[:-2], bshape[:-2])) + 2
     perm = layout.identity(rank)
     name = result_name(imp, out, perm)

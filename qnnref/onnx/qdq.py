@@ -214,6 +214,73 @@ def _bias(imp: Importer, node: OnnxNode, i: int, x: Operand, w: Operand) -> np.n
     return v.data.astype(np.int32)
 
 
+def _producer(imp: Importer, name: str) -> OnnxNode | None:
+    return next((n for n in imp.onnx.nodes if name in n.outputs), None) if name else None
+
+
+def _only_reader(imp: Importer, name: str, node: OnnxNode) -> bool:
+    """``node`` is the one node reading ``name``, which is no graph output."""
+    users = imp.consumers.get(name, [])
+    return name not in imp.graph_outputs and len(users) == 1 and users[0] is node
+
+
+def ort_s8_as_u8(imp: Importer, node: OnnxNode, i: int) -> dict:
+    """``{"s8_activations_as_u8": True}`` if ONNX Runtime on x86 feeds input
+    ``i`` of ``node`` as uint8 codes + 128, else ``{}``.
+
+    Its QDQS8ToU8Transformer (on x86, where ``session.qdqisint8allowed`` is
+    off) rewrites a QuantizeLinear -> DequantizeLinear pair to uint8, zero
+    point + 128, when both have an explicit int8 zero point and a constant
+    scalar scale and zero point, the QuantizeLinear's only reader is the
+    DequantizeLinear, and neither output is a graph output. A
+    DequantizeLinear read by several nodes is first copied per reader
+    (EnsureUniqueDQForNodeUnit), so its QuantizeLinear then has several
+    readers and stays int8: the pair must also have ``node`` as its only
+    reader. Weights (DequantizeLinear of an initializer) stay int8. ONNX
+    Runtime then fuses the group only if its output QuantizeLinear (after an
+    optional Relu / Clip) was rewritten too (uint8 in, uint8 out); otherwise
+    it computes the node in float, without pairs, and nothing is marked.
+    (spec/profiles/ort-cpu-x86.md rule 11; tests/profiles/test_pairwise_saturation.py)
+    """
+    if not get_profile(imp.profile).qdq_s8_to_u8:
+        return {}
+    dq = _producer(imp, node.input(i))
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in ("", "com.microsoft"):
+        return {}
+    if not _only_reader(imp, dq.outputs[0], node) or not _rewritten_pair(imp, _producer(imp, dq.input(0)), dq):
+        return {}
+    # the group's output: node -> [Relu | Clip] -> QuantizeLinear -> DequantizeLinear
+    out = node.outputs[0]
+    users = imp.consumers.get(out, [])
+    if len(users) == 1 and users[0].op_type in ("Relu", "Clip") and users[0].domain == "":
+        out = users[0].outputs[0]
+        users = imp.consumers.get(out, [])
+    if out in imp.graph_outputs or len(users) != 1 or not users[0].is_quantize:
+        return {}
+    q_out = users[0]
+    readers = imp.consumers.get(q_out.outputs[0], [])
+    if len(readers) != 1 or not _rewritten_pair(imp, q_out, readers[0]):
+        return {}
+    return {"s8_activations_as_u8": True}
+
+
+def _rewritten_pair(imp: Importer, q: OnnxNode | None, dq: OnnxNode) -> bool:
+    """ONNX Runtime's QDQS8ToU8Transformer rewrites QuantizeLinear ``q`` ->
+    DequantizeLinear ``dq`` to uint8: explicit int8 zero points, constant
+    scalar scales and zero points, ``dq`` the only reader of ``q``."""
+    if q is None or not q.is_quantize or dq.op_type != "DequantizeLinear" or dq.domain not in ("", "com.microsoft"):
+        return False
+    if not q.input(2) or not dq.input(2) or not _only_reader(imp, q.outputs[0], dq):
+        return False
+    for n in (q, dq):
+        scale, zp = (imp.values.get(n.input(j)) for j in (1, 2))
+        if not all(isinstance(v, Const) and v.quant is None and v.data.size == 1 for v in (scale, zp)):
+            return False
+        if zp.dtype != "int8":
+            return False
+    return True
+
+
 # ---------------------------------------------------------------------------
 # Fused groups
 # ---------------------------------------------------------------------------
@@ -223,14 +290,14 @@ def conv(imp: Importer, node: OnnxNode) -> None:
     x = operand_of(imp, node, 0, "input X")
     w = operand_of(imp, node, 1, "weight W")
     bias = _bias(imp, node, 2, x, w)
-    emit_conv(imp, node, x, w, bias, quantized_output(imp, node))
+    emit_conv(imp, node, x, w, bias, quantized_output(imp, node), extra_attrs=ort_s8_as_u8(imp, node, 0))
 
 
 @handles("MatMul")
 def matmul(imp: Importer, node: OnnxNode) -> None:
     a = operand_of(imp, node, 0, "input A")
     b = operand_of(imp, node, 1, "input B")
-    emit_matmul(imp, node, a, b, None, quantized_output(imp, node))
+    emit_matmul(imp, node, a, b, None, quantized_output(imp, node), extra_attrs=ort_s8_as_u8(imp, node, 0))
 
 
 def transposed_operand(imp: Importer, node: OnnxNode, op: Operand) -> Operand:
@@ -267,7 +334,7 @@ def gemm(imp: Importer, node: OnnxNode) -> None:
     b = operand_of(imp, node, 1, "input B")
     a, b = gemm_operands(imp, node, a, b)
     bias = _bias(imp, node, 2, a, b)
-    emit_matmul(imp, node, a, b, bias, quantized_output(imp, node))
+    emit_matmul(imp, node, a, b, bias, quantized_output(imp, node), extra_attrs=ort_s8_as_u8(imp, node, 0))
 
 
 @handles("Add", "Mul")

@@ -25,10 +25,10 @@ import numpy as np
 
 from ..arith import RequantParams, check_accumulator, requantize_output
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
-from .matmul import (A_DTYPES, B_DTYPES, PAIRWISE_ATTR, accumulator_output, centered, check_bias,
+from .matmul import (A_DTYPES, B_DTYPES, PAIRWISE_ATTR, S8_AS_U8_ATTR, accumulator_output, centered, check_bias,
                      check_bias_quant, check_int32_output_quant, check_out_dtype, check_runtime_zero_point,
                      exact_matmul, pairwise_int16_accumulator, pairwise_int16_applies, prepare_params,
-                     prepare_runtime_zero_point, zero_point_arg)
+                     prepare_runtime_zero_point, s8_as_u8, zero_point_arg)
 from .registry import Attr, Op, Slot, register
 
 
@@ -70,7 +70,10 @@ def conv2d(x: np.ndarray, x_zero_point, w: np.ndarray, w_zero_point, bias: np.nd
     ow = output_size(wd, kw, strides[1], dilations[1], left, right)
     # Step 1: pad x with its zero point, so that padded taps contribute
     # (zp_x - zp_x) * w = 0, then remove the zero point (exact). The
-    # pairwise int16 path keeps the raw codes (VPMADDUBSW multiplies those).
+    # pairwise int16 path keeps the raw codes (VPMADDUBSW multiplies those;
+    # int8 x (s8_activations_as_u8) as the uint8 codes x + 128, zp + 128).
+    if pairwise_int16 and x.dtype == np.int8:
+        x, x_zero_point = s8_as_u8(x, x_zero_point)
     x_pad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)),
                    constant_values=np.asarray(x_zero_point).astype(x.dtype))
     x_c = x_pad.astype(np.float64) if pairwise_int16 else centered(x_pad, x_zero_point)
@@ -136,7 +139,7 @@ class Conv2D(Op):
              Attr("dtype", "str", None, "output dtype (default: the dtype of x); int32: the accumulator"),
              Attr("act_min", "int", None, ACT_ATTRS_DOC),
              Attr("act_max", "int", None, ACT_ATTRS_DOC),
-             PAIRWISE_ATTR)
+             PAIRWISE_ATTR, S8_AS_U8_ATTR)
 
     def infer(self, ctx):
         x, w = ctx.input(0), ctx.input(1)

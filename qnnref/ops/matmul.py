@@ -95,6 +95,14 @@ def pairwise_int16_accumulator(a: np.ndarray, a_zero_point, b: np.ndarray, b_zer
     return pairs - zp_b * a_row_sums - zp_a * b_col_sums + k * zp_a * zp_b
 
 
+def s8_as_u8(a: np.ndarray, a_zero_point):
+    """int8 codes and zero point as the uint8 codes ``a + 128`` and ``zp + 128``
+    (ONNX Runtime's int8 -> uint8 rewrite of QDQ activations on x86): the
+    same values, ``(a + 128) - (zp + 128) = a - zp`` exactly, but the kernel
+    multiplies the shifted codes, so pairwise int16 saturation sees those."""
+    return (a.astype(np.int16) + 128).astype(np.uint8), np.asarray(a_zero_point, dtype=np.int64) + 128
+
+
 def accumulator_output(acc: np.ndarray, act_min=None, act_max=None) -> np.ndarray:
     """The int32 output of matmul / conv2d with output dtype int32: the
     accumulator itself (already checked to fit int32), clamped to the fused
@@ -110,7 +118,10 @@ def matmul(a: np.ndarray, a_zero_point, b: np.ndarray, b_zero_point, bias: np.nd
     if pairwise_int16:
         # Steps 1-2 as x86 VPMADDUBSW computes them (u8 a, s8 b, a profile
         # without VNNI): raw products summed in pairs along K, each pair
-        # saturated to int16, then the zero points corrected exactly.
+        # saturated to int16, then the zero points corrected exactly. int8 a
+        # (s8_activations_as_u8) is multiplied as the uint8 codes a + 128.
+        if a.dtype == np.int8:
+            a, a_zero_point = s8_as_u8(a, a_zero_point)
         acc = pairwise_int16_accumulator(a, a_zero_point, b, b_zero_point)
     else:
         # Step 1: remove the zero points (exact). zp_b is a scalar or one value per
@@ -210,17 +221,26 @@ PAIRWISE_ATTR = Attr("pairwise_int16_saturation", "bool", None,
                      "sum u8 x s8 products in int16-saturated pairs (true) or exactly (false); "
                      "default: as the profile says")
 
+#: the node attribute for ONNX Runtime's int8 -> uint8 rewrite of QDQ activations
+S8_AS_U8_ATTR = Attr("s8_activations_as_u8", "bool", False,
+                     "with pairwise int16 saturation: int8 activations are multiplied as the uint8 codes "
+                     "x + 128 (zero point + 128) and saturate as u8 x s8 (ONNX Runtime's QDQ int8 -> uint8 "
+                     "rewrite on x86)")
+
 
 def pairwise_int16_applies(ctx, a_dtype: str, b_dtype: str, depthwise: bool = False) -> bool:
     """Whether this node sums its products pairwise with int16 saturation:
     the node's ``pairwise_int16_saturation`` attribute if set, else the
     profile's flag (which may exempt depthwise convolutions); only ever for
-    uint8 activations with int8 weights (the operand types of VPMADDUBSW)."""
+    uint8 activations with int8 weights (the operand types of VPMADDUBSW), or
+    int8 activations that the node says are computed as uint8 ``x + 128``
+    (``s8_activations_as_u8``)."""
     flag = ctx.attrs.get("pairwise_int16_saturation")
     if flag is None:
         p = ctx.profile
         flag = p.pairwise_int16_saturation and not (depthwise and p.pairwise_exempt_depthwise)
-    return bool(flag) and a_dtype == "uint8" and b_dtype == "int8"
+    as_u8 = a_dtype == "uint8" or (a_dtype == "int8" and bool(ctx.attrs.get("s8_activations_as_u8")))
+    return bool(flag) and as_u8 and b_dtype == "int8"
 
 
 def check_int32_output_quant(ctx, s_in, s_w, axis: int) -> None:
@@ -260,7 +280,7 @@ class MatMul(Op):
     attrs = (Attr("dtype", "str", None, "output dtype (default: the dtype of a); int32: the accumulator"),
              Attr("act_min", "int", None, ACT_ATTRS_DOC),
              Attr("act_max", "int", None, ACT_ATTRS_DOC),
-             PAIRWISE_ATTR)
+             PAIRWISE_ATTR, S8_AS_U8_ATTR)
 
     def infer(self, ctx):
         a, b = ctx.input(0), ctx.input(1)

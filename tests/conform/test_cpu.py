@@ -123,11 +123,7 @@ def _onnx_helpers():
 @needs_importer
 @needs_ort_profile
 @needs_cpu_mask
-@pytest.mark.parametrize("fmt,act", [("qdq", "u8"), ("qop", "u8"), ("qop", "s8"),
-                                     pytest.param("qdq", "s8", marks=pytest.mark.xfail(strict=True, reason=(
-                                         "ORT rewrites int8 QDQ activations to uint8 (+128) and saturates their "
-                                         "u8 x s8 pairs without VNNI; qnnref's importer keeps them int8 "
-                                         "(spec/profiles/ort-cpu-x86.md, a gap)")))])
+@pytest.mark.parametrize("fmt,act", [("qdq", "u8"), ("qop", "u8"), ("qop", "s8"), ("qdq", "s8")])
 def test_quantize_static_models_under_ort_cpu_x86(tmp_path, fmt, act):
     """The issue's acceptance on this machine whatever its CPU: the trained
     digits CNN quantized by ORT's own quantize_static (per-channel s8

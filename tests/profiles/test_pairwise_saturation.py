@@ -256,3 +256,157 @@ def test_the_attribute_must_be_a_bool():
     a = np.zeros((1, 2), np.uint8)
     with pytest.raises(ValidationError, match="pairwise_int16_saturation"):
         matmul_model(a, 0, np.zeros((2, 1), np.int8), 0, attrs={"pairwise_int16_saturation": "yes"})
+
+
+# ---------------------------------------------------------------------------
+# s8_activations_as_u8: ONNX Runtime's int8 -> uint8 rewrite of QDQ activations
+# ---------------------------------------------------------------------------
+
+def s8_oracle_matmul(a, za, b, zb):
+    """(6a) on the shifted codes a + 128, zero point za + 128."""
+    return oracle_matmul(a.astype(np.int64) + 128, b, int(za) + 128, zb)
+
+
+def test_s8_activations_as_u8_saturate_the_shifted_codes():
+    # 127 -> 255: the pair 255 * 127 * 2 saturates; the zero points are corrected exactly
+    a = np.array([[127, 127]], np.int8)
+    b = np.array([[127], [127]], np.int8)
+    on = {"s8_activations_as_u8": True}
+    assert run1(matmul_model(a, 0, b, 0, attrs=on, y_dtype="int32"), a).tolist() == [[32767 - 128 * 254]]
+    # without the attribute, or without saturation, s8 x s8 is exact
+    assert run1(matmul_model(a, 0, b, 0, y_dtype="int32"), a).tolist() == [[32258]]
+    assert run1(matmul_model(a, 0, b, 0, profile="ort-cpu-x86-vnni", attrs=on, y_dtype="int32"),
+                a).tolist() == [[32258]]
+    assert run1(matmul_model(a, 0, b, 0, attrs=dict(on, pairwise_int16_saturation=False), y_dtype="int32"),
+                a).tolist() == [[32258]]
+    # the attribute does nothing to uint8 activations or to uint8 weights
+    bu = np.array([[255], [255]], np.uint8)
+    assert run1(matmul_model(a, 0, bu, 0, attrs=on, y_dtype="int32"), a).tolist() == [[127 * 255 * 2]]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 16, 33])
+def test_s8_activations_as_u8_matmul_equals_the_oracle(k):
+    rng = np.random.default_rng(100 + k)
+    for trial in range(4):
+        extreme = trial % 2 == 1
+        a, b = s8(rng, (3, k), extreme), s8(rng, (k, 4), extreme)
+        za = int(rng.integers(-128, 128))
+        zb = np.int8(rng.integers(-128, 128)) if trial >= 2 else np.int8(0)
+        got = run1(matmul_model(a, za, b, zb, attrs={"s8_activations_as_u8": True}, y_dtype="int32"), a)
+        np.testing.assert_array_equal(got, s8_oracle_matmul(a, za, b, zb))
+
+
+def test_s8_activations_as_u8_conv2d_shifts_the_padding_too():
+    """Codes and padding x + 128, zero point zx + 128, pairs along im2col
+    rows; a depthwise convolution stays exempt (exact), as for uint8 x."""
+    rng = np.random.default_rng(7)
+    on = {"s8_activations_as_u8": True}
+    pads, strides, scale = (1, 0, 1, 2), (1, 2), 4.0
+    for c_in, groups, c_out in [(3, 1, 2), (4, 2, 4), (1, 1, 2), (2, 2, 2)]:
+        x = s8(rng, (1, 4, 5, c_in), True)
+        w = s8(rng, (c_out, 3, 2, c_in // groups), True)
+        zx = int(rng.integers(-128, 128))
+        y = run1(conv_model(x, zx, w, np.int8(0), pads, strides, groups, attrs=on, scale=scale), x)
+        if c_in == groups == c_out:
+            exact = run1(conv_model(x, zx, w, np.int8(0), pads, strides, groups, scale=scale), x)
+            np.testing.assert_array_equal(y, exact)
+            continue
+        want = oracle_conv(x.astype(np.int64) + 128, zx + 128, w, 0, pads, strides, groups)
+        np.testing.assert_array_equal(y, np.clip(np.rint(want / scale), -32768, 32767))
+
+
+def test_the_kernels_refuse_s8_activations_as_u8():
+    """The C++ kernels sum exactly: a node with the shifted saturation runs
+    on the reference (needed_semantics: pairwise_int16)."""
+    a = np.array([[127, 127]], np.int8)
+    b = np.array([[127], [127]], np.int8)
+
+    def model(attrs):
+        g = GraphBuilder(profile="ort-cpu-x86")
+        x = g.input("a", "int8", (1, 2), scale=1.0, zero_point=0)
+        w = g.constant("b", b, scale=1.0, zero_point=0)
+        g.output(g.node("matmul", [x, w], dict(attrs, dtype="int16"), scale=4.0, zero_point=0))
+        return g.build()
+    shifted = model({"s8_activations_as_u8": True})
+    assert run1(shifted, a).tolist() == [[round((32767 - 128 * 254) / 4)]]
+    runs = shifted.plan()[0]["runs"]
+    assert runs.startswith("reference") and "pairwise" in runs, runs
+    assert run1(model({}), a).tolist() == [[round(32258 / 4)]]
+
+
+def qdq_model(kind="Conv", input_pair=True, q_readers=1, dq_readers=1, output_pair=True, x_dtype="int8"):
+    """float x -> Q -> DQ -> Conv/MatMul/Gemm (int8 weights) -> Q [-> DQ]:
+    the structures ONNX Runtime's int8 -> uint8 rewrite looks at."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto as T
+    from onnx import helper as H
+    from onnx import numpy_helper as NH
+    npx = np.int8 if x_dtype == "int8" else np.uint8
+    inits = [NH.from_array(np.float32(0.5), "s"), NH.from_array(npx(3), "z"),
+             NH.from_array(np.float32(64.0), "ys"), NH.from_array(npx(1), "yz"),
+             NH.from_array(np.full((2, 2, 1, 1) if kind == "Conv" else (2, 2), 127, np.int8), "w"),
+             NH.from_array(np.float32(1.0), "ws"), NH.from_array(np.int8(0), "wz")]
+    shape = [1, 2, 1, 1] if kind == "Conv" else [1, 2]
+    nodes, outs = [], []
+    if input_pair:
+        x = H.make_tensor_value_info("x", T.FLOAT, shape)
+        nodes.append(H.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q_x"))
+    else:
+        x = H.make_tensor_value_info("xq", T.INT8 if x_dtype == "int8" else T.UINT8, shape)
+    nodes.append(H.make_node("DequantizeLinear", ["xq", "s", "z"], ["xdq"], name="dq_x"))
+    for j in range(1, q_readers):
+        nodes.append(H.make_node("DequantizeLinear", ["xq", "s", "z"], [f"xdq{j}"], name=f"dq_x{j}"))
+        outs.append(H.make_tensor_value_info(f"xdq{j}", T.FLOAT, shape))
+    if dq_readers > 1:
+        nodes.append(H.make_node("Relu", ["xdq"], ["xr"], name="other_reader"))
+        outs.append(H.make_tensor_value_info("xr", T.FLOAT, shape))
+    nodes.append(H.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wdq"], name="dq_w"))
+    nodes.append(H.make_node(kind, ["xdq", "wdq"], ["o"], name="op"))
+    ytype = T.INT8 if x_dtype == "int8" else T.UINT8
+    nodes.append(H.make_node("QuantizeLinear", ["o", "ys", "yz"], ["yq"], name="q_y"))
+    if output_pair:
+        nodes.append(H.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"], name="dq_y"))
+        outs.insert(0, H.make_tensor_value_info("y", T.FLOAT, None))
+    else:
+        outs.insert(0, H.make_tensor_value_info("yq", ytype, None))
+    g = H.make_graph(nodes, "g", [x], outs, inits)
+    return H.make_model(g, opset_imports=[H.make_opsetid("", 17)])
+
+
+def imported_flag(model, profile="ort-cpu-x86"):
+    from qnnref.onnx import import_onnx
+    m = import_onnx(model, profile=profile)
+    (node,) = [n for n in m.graph.nodes if n.op in ("conv2d", "matmul")]
+    return node.attrs.get("s8_activations_as_u8")
+
+
+@pytest.mark.parametrize("kind", ["Conv", "MatMul", "Gemm"])
+def test_the_importer_marks_what_ort_rewrites(kind):
+    """Measured with ONNX Runtime 1.32 (AVX-512, VNNI, AMX hidden; the
+    conformance row 'QDQ s8 float input' and spec/profiles/ort-cpu-x86.md
+    rule 11): only an int8 Q -> DQ pair read by the node alone, with the
+    node's output Q -> DQ rewritten too, is fused as u8 x s8."""
+    assert imported_flag(qdq_model(kind)) is True
+    assert imported_flag(qdq_model(kind), profile="ort-cpu-x86-vnni") is True   # harmless: no saturation
+    assert imported_flag(qdq_model(kind), profile="onnx") is None
+    assert imported_flag(qdq_model(kind, x_dtype="uint8")) is None              # uint8 already
+    assert imported_flag(qdq_model(kind, input_pair=False)) is None             # int8 graph input: no Q
+    assert imported_flag(qdq_model(kind, q_readers=2)) is None                  # Q read twice: stays int8
+    assert imported_flag(qdq_model(kind, dq_readers=2)) is None                 # DQ copied per reader
+    assert imported_flag(qdq_model(kind, output_pair=False)) is None            # int8 out: ORT runs float
+
+
+@pytest.mark.parametrize("kind", ["Conv", "MatMul", "Gemm"])
+def test_the_imported_node_saturates_like_ort_on_avx2(kind):
+    """x codes 127 (zero point 3), w = [127, 127]: ONNX Runtime 1.32 returns
+    -256 with AVX-512, VNNI and AMX hidden and 8064 natively (measured)."""
+    from qnnref.onnx import import_onnx
+    x = np.full((1, 2, 1, 1) if kind == "Conv" else (1, 2), 62.0, np.float32)   # code 124 + 3 = 127
+    y = {}
+    for profile in ("ort-cpu-x86", "ort-cpu-x86-vnni"):
+        m = import_onnx(qdq_model(kind), profile=profile)
+        y[profile] = next(iter(m.run({"x": x}).values())).ravel().tolist()
+    # exact: 124 * 127 * 2 * 0.5 / 64 = 246.06 -> 246 + 1, clamped to 127 -> (127 - 1) * 64
+    assert y["ort-cpu-x86-vnni"] == [8064.0, 8064.0]
+    # shifted codes 255, zero point 131: sat16(64770) - 131 * 254 = -507; -507 * 0.5 / 64 -> -4 + 1 -> (-3 - 1) * 64
+    assert y["ort-cpu-x86"] == [-256.0, -256.0]
