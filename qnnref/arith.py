@@ -282,6 +282,9 @@ def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 #: The ways the add operator can compute with a float recipe (Recipe.add_form).
 ADD_FORMS = ("real_sum", "ratio_fma")
 
+#: The ways avg_pool2d can compute a window's average (Recipe.average_form).
+AVERAGE_FORMS = ("integer_sum", "float_average")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -326,6 +329,13 @@ class Recipe:
     computes ``(s_a * (a - zp_a) + s_b * (b - zp_b)) / s_y``; ``"ratio_fma"``
     computes ONNX Runtime's x86 QLinearAdd, two float32 fused multiply-adds
     with the ratios s_a / s_y and s_b / s_y (spec/ops/add.md).
+
+    ``average_form`` (the avg_pool2d operator): ``"integer_sum"`` requantizes
+    the exact integer sum of a window by s_x / (s_y * count), or averages the
+    codes when the quantizations are equal; ``"float_average"`` (float
+    recipes only) computes ONNX Runtime's QLinearAveragePool: every tap
+    dequantized, summed, divided by the count and by s_y in ``float_dtype``,
+    then rounded (spec/ops/avg_pool2d.md).
     """
 
     kind: str = "fixed_point"
@@ -336,6 +346,7 @@ class Recipe:
     multiplier_rounding: str = "half_away_from_zero"
     zero_point_in_float: bool = False
     add_form: str = "real_sum"
+    average_form: str = "integer_sum"
 
     def __post_init__(self):
         self.check()
@@ -364,12 +375,18 @@ class Recipe:
                                   f"got {self.add_form!r}")
         if self.add_form == "ratio_fma" and (self.kind != "float" or self.float_dtype != "float32"):
             raise ValidationError(f"{where}: add_form 'ratio_fma' needs a float recipe in float32")
+        if self.average_form not in AVERAGE_FORMS:
+            raise ValidationError(f"{where}: average_form must be one of {', '.join(AVERAGE_FORMS)}, "
+                                  f"got {self.average_form!r}")
+        if self.average_form == "float_average" and self.kind != "float":
+            raise ValidationError(f"{where}: average_form 'float_average' needs a float recipe")
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        # The two later knobs are written only when set, so that every recipe
+        # The later knobs are written only when set, so that every recipe
         # without them has the same JSON object as before they existed.
-        for name, default in (("zero_point_in_float", False), ("add_form", "real_sum")):
+        for name, default in (("zero_point_in_float", False), ("add_form", "real_sum"),
+                              ("average_form", "integer_sum")):
             if d[name] == default:
                 del d[name]
         return d

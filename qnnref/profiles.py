@@ -113,6 +113,10 @@ _ORT_OP_RECIPES = {
     # com.microsoft.QLinearMul: fl32(fl32(acc) * m) + zp, rounded after the zero point
     "mul": Recipe(kind="float", rounding="half_to_even", float_dtype="float32",
                   scale_dtype="float32", zero_point_in_float=True),
+    # com.microsoft.QLinearAveragePool: the taps dequantized to float32, summed,
+    # divided by the count, then nearbyintf(avg / s_y + zp) -- equal scales too
+    "avg_pool2d": Recipe(kind="float", rounding="half_to_even", float_dtype="float32",
+                         scale_dtype="float32", zero_point_in_float=True, average_form="float_average"),
 }
 _ORT_QUANTIZE = QuantizeRecipe(method="divide", rounding="half_to_even", float_dtype="float32")
 

@@ -79,6 +79,7 @@ SEMANTICS = {
     "pairwise_int16": "pairwise int16 saturation of u8 x s8 products (x86 VPMADDUBSW)",
     "zero_point_in_float": "a float recipe that adds the output zero point before rounding",
     "add_form": "a float add computed in ORT's ratio/fma form",
+    "average_form": "an average pool computed in ORT's float form (dequantized taps summed in float)",
 }
 
 
@@ -95,6 +96,8 @@ def needed_semantics(ctx) -> set[str]:
         need.add("zero_point_in_float")
     if getattr(recipe, "add_form", "real_sum") != "real_sum" and ctx.node.op == "add":
         need.add("add_form")
+    if getattr(recipe, "average_form", "integer_sum") != "integer_sum" and ctx.node.op == "avg_pool2d":
+        need.add("average_form")
     return need
 
 

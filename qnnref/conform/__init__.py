@@ -4,11 +4,13 @@ Runtime, and a diagnosis of every difference (spec/conformance.md).
     qnnref conform onnxruntime                       # the built-in suite
     qnnref conform onnxruntime model.onnx --json out.json
     qnnref conform onnxruntime --ops QLinearConv,QGemm --cases 200 --profile onnx
+    qnnref conform onnxruntime --cpu avx2            # ORT as on an AVX2 CPU (CPUID masked)
 
 Pieces: :mod:`.suite` (the seeded built-in cases), :mod:`.runner` and
 :mod:`.worker` (ONNX Runtime in a child process; crashes and hangs are
 results), :mod:`.engine` (qnnref's side: import, run, tensors by ONNX name),
-:mod:`.compare`, :mod:`.diagnose`, :mod:`.report`, :mod:`.harness`.
+:mod:`.compare`, :mod:`.diagnose`, :mod:`.report`, :mod:`.harness`, and
+:mod:`.cpumask` (``--cpu``: ONNX Runtime on an older CPU, by CPUID masking).
 
 Exit status: 0 when every case conforms to the expected profile (the first
 ``--profile``); 1 when one does not; 2 on a usage or setup error.
@@ -95,42 +97,64 @@ def model_cases(paths, seed: int = 0):
 
 def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: float | None = None,
                     engine=None, progress=None, total=None, meta: dict | None = None,
-                    strict: bool = False, emulate_cpu: str | None = None, jobs: int | None = None):
+                    strict: bool = False, emulate_cpu: str | None = None, jobs: int | None = None,
+                    cpu: str = "native"):
     """Run ``cases`` (an iterable of suite.Case) and return a report.Report.
 
     ``profiles``: names (the first is the expected one); default
-    :func:`harness.default_profiles`. ``vnni``: whether this CPU's ONNX
-    Runtime multiplies u8 x s8 without saturation (default: detected).
-    ``strict``: a case qnnref's importer refuses is a failure too.
+    :func:`harness.default_profiles`. ``vnni``: whether this ONNX Runtime
+    multiplies u8 x s8 without saturation (default: measured by the worker,
+    see worker.u8s8_saturates). ``strict``: a case qnnref's importer refuses
+    is a failure too. ``cpu``: ``native``, or a CPU model that the worker
+    presents to ONNX Runtime by hiding features from CPUID, at native speed
+    (``avx2``: AVX2 without AVX-512, VNNI or AMX; cpumask.CPU_MODELS).
     ``emulate_cpu``: run ONNX Runtime under ``qemu-x86_64 -cpu MODEL``
-    (e.g. ``Haswell``: AVX2 without VNNI), see runner.emulator. ``jobs``:
-    ONNX Runtime worker processes (default 1; 2 under emulation)."""
+    instead (e.g. ``Haswell``), see runner.emulator; slow. ``jobs``: ONNX
+    Runtime worker processes (default 1; 2 under emulation)."""
+    from .cpumask import CPU_MODELS
     from .harness import Settings, cpu_info, default_profiles, machine_overrides, run_cases
     from .report import Report
-    from .runner import OrtRunner, emulator
-    cpu = cpu_info()
-    wrapper = []
+    from .runner import OrtRunner, VendorUnavailable, cpu_mask_env, emulator
+    machine = cpu_info()
+    wrapper, env = [], {}
+    if cpu not in CPU_MODELS:
+        raise ValueError(f"unknown cpu {cpu!r} (known: {', '.join(CPU_MODELS)})")
+    if emulate_cpu and cpu != "native":
+        raise ValueError("--cpu and --emulate-cpu exclude each other")
     if emulate_cpu:
         wrapper = emulator(emulate_cpu)
-        cpu = {"model": f"{emulate_cpu} (emulated by qemu-x86_64 on {cpu['model']})", "emulated": emulate_cpu,
-               "vnni": "vnni" in emulate_cpu.lower() or emulate_cpu.lower() in VNNI_CPU_MODELS}
-    if vnni is None:
-        vnni = cpu["vnni"]
-    cpu = dict(cpu, vnni=vnni)
+        machine = {"model": f"{emulate_cpu} (emulated by qemu-x86_64 on {machine['model']})",
+                   "emulated": emulate_cpu,
+                   "vnni": "vnni" in emulate_cpu.lower() or emulate_cpu.lower() in VNNI_CPU_MODELS}
+    elif cpu != "native":
+        env = cpu_mask_env(cpu)
+        machine = dict(machine, model=f"{machine['model']} as {cpu} ({CPU_MODELS[cpu]} hidden from CPUID)",
+                       cpu=cpu, hidden=CPU_MODELS[cpu], vnni=False if "vnni" in CPU_MODELS[cpu] else machine["vnni"])
     if timeout is None:
         timeout = 300.0 if emulate_cpu else 60.0
-    profiles = list(profiles) if profiles else default_profiles(vnni)
-    settings = Settings(profiles=profiles, overrides=machine_overrides(vnni), timeout=timeout,
-                        strict=strict)
-    runner = OrtRunner(timeout=timeout, window=settings.window, wrapper=wrapper,
+    runner = OrtRunner(timeout=timeout, window=8, wrapper=wrapper, env=env,
                        startup_timeout=300.0 if emulate_cpu else 60.0,
                        jobs=jobs or (2 if emulate_cpu else 1))
-    t0 = time.perf_counter()
-    results, vendor = run_cases(cases, settings, engine=engine, runner=runner, progress=progress,
-                                total=total)
+    try:
+        greeting = runner.start()
+        measured = greeting.get("u8s8_saturates")
+        if cpu != "native" and measured is False and "vnni" in CPU_MODELS[cpu]:
+            raise VendorUnavailable(f"--cpu {cpu}: with {CPU_MODELS[cpu]} hidden from CPUID, ONNX Runtime "
+                                    "still multiplies u8 x s8 without saturation; masking did not take effect")
+        if vnni is None:                  # what this ONNX Runtime does, not what the CPU flags suggest
+            vnni = (not measured) if measured is not None else machine["vnni"]
+        machine = dict(machine, vnni=vnni)
+        profiles = list(profiles) if profiles else default_profiles(vnni)
+        settings = Settings(profiles=profiles, overrides=machine_overrides(vnni), timeout=timeout,
+                            strict=strict, window=runner.window)
+        t0 = time.perf_counter()
+        results, vendor = run_cases(cases, settings, engine=engine, runner=runner, progress=progress,
+                                    total=total)
+    finally:
+        runner.close()
     from .. import __version__
     meta = dict(meta or {})
-    meta.update(vendor={k: v for k, v in vendor.items() if k != "pid"}, machine=cpu,
+    meta.update(vendor={k: v for k, v in vendor.items() if k != "pid"}, machine=machine,
                 qnnref=__version__, seconds=round(time.perf_counter() - t0, 2))
     # report the machine overrides that change a profile of this run (not the no-ops)
     from ..profiles import PROFILES
@@ -163,14 +187,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="seconds one case may take in ONNX Runtime before it counts as hung "
                         "(default 60; 300 with --emulate-cpu)")
+    p.add_argument("--cpu", choices=["native", "avx2", "avx512"], default="native",
+                   help="the CPU ONNX Runtime sees: native, or this one with features hidden from "
+                        "CPUID at native speed -- avx2: no AVX-512, VNNI or AMX (MLAS's saturating AVX2 "
+                        "u8 x s8 path); avx512: no VNNI or AMX. Needs x86-64 Linux with CPUID faulting "
+                        "and a C compiler")
     p.add_argument("--emulate-cpu", metavar="MODEL", default=None,
                    help="run ONNX Runtime under qemu-x86_64 -cpu MODEL, e.g. Haswell (AVX2, no VNNI): "
                         "checks another CPU's semantics here; slow (needs qemu-user)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="ONNX Runtime worker processes (default 1; 2 with --emulate-cpu)")
     p.add_argument("--vnni", choices=["auto", "yes", "no"], default="auto",
-                   help="whether ONNX Runtime multiplies u8 x s8 exactly on this CPU (VNNI); "
-                        "default: detected from /proc/cpuinfo")
+                   help="whether ONNX Runtime multiplies u8 x s8 exactly (VNNI); default: measured "
+                        "in the worker (u8 [255, 255] . s8 [127, 127])")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -241,7 +270,7 @@ def _main(args) -> int:
     try:
         report = run_conformance(cases(), profiles or None, vnni=vnni, timeout=args.timeout,
                                  progress=progress, total=total, strict=args.strict,
-                                 emulate_cpu=args.emulate_cpu, jobs=args.jobs,
+                                 emulate_cpu=args.emulate_cpu, jobs=args.jobs, cpu=args.cpu,
                                  meta={"suite": "; ".join(suite_desc), "seed": args.seed})
     except (QnnError, ValueError, VendorUnavailable) as e:
         progress.finish()

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..profiles import PROFILES, get_profile
 from .compare import diff_tensor
-from .engine import base_profile_name, profile_variant
+from .engine import base_profile_name, float_node_names, profile_variant
 from .onnxgraph import dequantize_steps, initializer_arrays, node_table
 
 SATURATION = "pairwise_int16_saturation"
@@ -148,7 +148,7 @@ def diagnose(case, vendor, outcome, ours, step_bound: int, engine, others: dict,
     u8s8 = {"uint8", "int8"} <= {s["dtype"] for s in inputs}
     label, explains_case = attribute(case, d.name, vendor_tensors[d.name], vendor.outputs,
                                      outcome.ran_as, engine, others, onnx_model, overrides, step_bound,
-                                     try_saturation=u8s8)
+                                     try_saturation=u8s8, float_nodes=float_node_names(vendor))
     result["explained_by"] = label
     result["hypothesis_explains_case"] = explains_case
     text = f"{where}: {d.summary()}"
@@ -178,10 +178,11 @@ def saturation_sibling(base, saturate: bool) -> str | None:
 
 
 def attribute(case, tensor: str, vendor_value, vendor_outputs: dict, ran_as: str, engine,
-              others: dict, onnx_model, overrides: dict, step_bound: int = 0, try_saturation: bool = True):
+              others: dict, onnx_model, overrides: dict, step_bound: int = 0, try_saturation: bool = True,
+              float_nodes=()):
     """(label, explains the whole case) of the first hypothesis under which
     qnnref's ``tensor`` equals ONNX Runtime's (within the case's bound), or
-    (None, False)."""
+    (None, False). ``float_nodes``: as for the engine's run."""
     steps = dequantize_steps(onnx_model)
 
     def matches(value, name=tensor, reference=vendor_value) -> bool:
@@ -199,7 +200,7 @@ def attribute(case, tensor: str, vendor_value, vendor_outputs: dict, ran_as: str
         variant = saturation_sibling(base, flipped) or \
             profile_variant(base_profile_name(ran_as), {**overrides, SATURATION: flipped})
         if variant != ran_as:
-            res = engine.run(case, variant, onnx_model)
+            res = engine.run(case, variant, onnx_model, float_nodes)
             if not res.error and matches(res.tensors.get(tensor)):
                 return LABELS[(SATURATION, flipped)], explains(res)
     # 2. the other profiles of the run (already computed)

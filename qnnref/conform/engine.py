@@ -100,14 +100,17 @@ class QnnrefEngine:
     def __init__(self):
         self.import_onnx = find_importer()
 
-    def run(self, case, profile: str, onnx_model=None) -> OursResult:
+    def run(self, case, profile: str, onnx_model=None, float_nodes=()) -> OursResult:
         """Run ``case`` under ``profile`` (already a variant name, see
-        :func:`profile_variant`); capture every tensor."""
+        :func:`profile_variant`); capture every tensor. ``float_nodes``:
+        names of ONNX nodes that ONNX Runtime computed in float (see
+        :func:`without_saturation`)."""
         import time
         t0 = time.perf_counter()
         res = OursResult(profile=profile)
         try:
             model = self.import_onnx(case.model, profile=profile)
+            model = without_saturation(model, float_nodes)
         except Exception as e:          # QnnError: a refusal; anything else: an importer bug
             from ..errors import QnnError
             res.error, res.stage = _error_text(e), "import"
@@ -139,6 +142,33 @@ class QnnrefEngine:
                 res.outputs[name] = v
         res.seconds = time.perf_counter() - t0
         return res
+
+
+def without_saturation(model, onnx_names):
+    """``model`` with ``pairwise_int16_saturation`` off on its matmul and
+    conv2d nodes imported from the ONNX nodes ``onnx_names``: ONNX Runtime
+    did not fuse those QDQ patterns into its integer operators but computed
+    them in float (its optimized graph says so), and a float product has no
+    int16 pairs. The same model when nothing changes."""
+    names = set(onnx_names or ())
+    hit = [n for n in model.graph.nodes
+           if n.name in names and n.op in ("matmul", "conv2d") and n.attrs.get(SATURATION_ATTR) is not False]
+    if not hit:
+        return model
+    from ..interpreter import Model
+    for n in hit:
+        n.attrs[SATURATION_ATTR] = False
+    return Model(model.graph, backend=model.backend, isa=model.isa, threads=model.threads)
+
+
+SATURATION_ATTR = "pairwise_int16_saturation"
+
+
+def float_node_names(vendor) -> tuple[str, ...]:
+    """Names of the nodes ONNX Runtime computed in float (its optimized graph):
+    qnnref runs their integer counterparts without int16 pair saturation."""
+    from .worker import EXACT_OPS
+    return tuple(name for op, name in (vendor.vendor_ops or ()) if op not in EXACT_OPS)
 
 
 def _error_text(e: Exception) -> str:

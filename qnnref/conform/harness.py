@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..profiles import PROFILES, get_profile
 from .compare import ProfileOutcome, case_kind, compare_outputs
 from .diagnose import SATURATION, diagnose
-from .engine import profile_variant
+from .engine import float_node_names, profile_variant
 from .onnxgraph import dequantize_steps
 
 ORT_PROFILE = "ort-cpu-x86"
@@ -150,9 +150,10 @@ def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
     overrides = {**settings.overrides, **case.profile_overrides}
     t0 = time.perf_counter()
     results = {}
+    floats = float_node_names(vendor)
     for p in settings.profiles:
         ran_as = profile_variant(p, overrides)
-        ours = engine.run(case, ran_as, onnx_model)
+        ours = engine.run(case, ran_as, onnx_model, floats)
         results[p] = ours
         r.outcomes[p] = compare_outputs(p, ran_as, vendor.outputs, ours, r.step_bound, steps)
     if settings.diagnose:

@@ -55,8 +55,9 @@ _EOF = object()
 class _Worker:
     """One worker process and the threads that feed and drain its pipes."""
 
-    def __init__(self, python: str, startup_timeout: float, wrapper=()):
+    def __init__(self, python: str, startup_timeout: float, wrapper=(), extra_env=None):
         env = dict(os.environ)
+        env.update(extra_env or {})
         # the worker imports this very package, wherever it lives
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -164,6 +165,23 @@ def emulator(cpu: str) -> list[str]:
     return [qemu, "-cpu", cpu]
 
 
+def cpu_mask_env(cpu: str) -> dict:
+    """The worker environment that presents ONNX Runtime with CPU model
+    ``cpu`` (a key of cpumask.CPU_MODELS: ``native``, ``avx2``, ``avx512``)
+    by hiding features from CPUID at native speed; the shim is compiled here,
+    once. Raises VendorUnavailable, with the reason, where that cannot work."""
+    from .cpumask import CPU_MODELS, ENV_FEATURES, ENV_LIBRARY, CpuMaskUnavailable, library_path
+    if cpu not in CPU_MODELS:
+        raise VendorUnavailable(f"unknown --cpu {cpu!r} (known: {', '.join(CPU_MODELS)})")
+    if not CPU_MODELS[cpu]:
+        return {}
+    try:
+        lib = library_path()
+    except CpuMaskUnavailable as e:
+        raise VendorUnavailable(f"--cpu {cpu} is unavailable here: {e}") from None
+    return {ENV_FEATURES: CPU_MODELS[cpu], ENV_LIBRARY: str(lib)}
+
+
 def _request(case) -> dict:
     return {"id": case.id, "model": case.model, "inputs": case.inputs,
             "session_config": dict(case.session_config), "hook": case.hook}
@@ -175,12 +193,15 @@ class OrtRunner:
     ``timeout``: seconds a case may take (session creation included) before
     it is reported as hung. ``window``: cases sent ahead of the one running.
     ``wrapper``: a command the worker runs under, e.g. :func:`emulator` to run
-    ONNX Runtime on an emulated CPU. ``jobs``: worker processes.
+    ONNX Runtime on an emulated CPU. ``env``: environment variables added for
+    the worker, e.g. :func:`cpu_mask_env` to hide CPU features from it.
+    ``jobs``: worker processes.
     """
 
     def __init__(self, timeout: float = 60.0, window: int = 8, python: str | None = None,
-                 startup_timeout: float = 60.0, wrapper=(), jobs: int = 1):
+                 startup_timeout: float = 60.0, wrapper=(), jobs: int = 1, env: dict | None = None):
         self.wrapper = list(wrapper)
+        self.env = dict(env or {})
         self.jobs = max(1, int(jobs))
         self.timeout = float(timeout)
         self.window = max(1, int(window))
@@ -189,8 +210,35 @@ class OrtRunner:
         self.info: dict = {}
         self.restarts = 0
 
+    _started: list | None = None
+
+    def _start_all(self) -> list:
+        workers = [_Worker(self.python, self.startup_timeout, self.wrapper, self.env) for _ in range(self.jobs)]
+        try:                                 # started together, then greeted
+            for w in workers:
+                self.info = w.wait_ready().info
+        except VendorUnavailable:
+            for w in workers:
+                w.kill()
+            raise
+        return workers
+
+    def start(self) -> dict:
+        """Start the workers now (else :meth:`run` does) and return their
+        greeting: the versions, and what this ONNX Runtime does with u8 x s8
+        (``u8s8_saturates``). Raises VendorUnavailable."""
+        if self._started is None:
+            self._started = self._start_all()
+        return self.info
+
+    def close(self) -> None:
+        """Stop workers started by :meth:`start` that :meth:`run` did not use."""
+        workers, self._started = self._started or [], None
+        for w in workers:
+            w.close()
+
     def _start(self) -> _Worker:
-        w = _Worker(self.python, self.startup_timeout, self.wrapper).wait_ready()
+        w = _Worker(self.python, self.startup_timeout, self.wrapper, self.env).wait_ready()
         self.info = w.info
         return w
 
@@ -202,14 +250,7 @@ class OrtRunner:
         worker answers its own cases in order, so the next case to yield is
         always the oldest one of its worker)."""
         it = iter(cases)
-        workers = [_Worker(self.python, self.startup_timeout, self.wrapper) for _ in range(self.jobs)]
-        try:                                 # started together, then greeted
-            for w in workers:
-                self.info = w.wait_ready().info
-        except VendorUnavailable:
-            for w in workers:
-                w.kill()
-            raise
+        workers, self._started = self._started or self._start_all(), None
         waiting = [collections.deque() for _ in workers]    # per worker, sent and unanswered
         order: collections.deque = collections.deque()      # (case, worker index), in input order
         exhausted = False

@@ -559,8 +559,19 @@ def gen_qlinearaveragepool(rng, i):
     x = activations(rng, dt, (n, c, h, w), xz, regime)
     pow2 = regime == "ties"
     xs = scale(rng, 2**-8, 2**-1, pow2)
-    ys = np.float32(xs * (2.0 ** int(rng.integers(-1, 2)) if pow2 else log_uniform(rng, 0.5, 2)))
     yz = zero_point(rng, dt)
+    # output scales: free; or s_x times a small ratio, or equal quantization,
+    # with s_x not a power of two: the real averages then land on or near
+    # exact halves, where the float32 steps of ONNX Runtime's average decide
+    quant = "pow2" if pow2 else str(rng.choice(["free", "free", "ratio", "same"]))
+    if quant == "pow2":
+        ys = np.float32(xs * 2.0 ** int(rng.integers(-1, 2)))
+    elif quant == "same":
+        ys, yz = xs, xz
+    elif quant == "ratio":
+        ys = np.float32(xs * float(rng.choice([0.5, 1.5, 2.0, 3.0, 1 / 3])))
+    else:
+        ys = np.float32(xs * log_uniform(rng, 0.5, 2))
 
     def out(size, k, s, pa, pb):
         span = size + pa + pb - k
@@ -581,7 +592,8 @@ def gen_qlinearaveragepool(rng, i):
            ceil_mode=ceil_mode, channels_last=int(channels_last))
     g.output("y", dt, (n, oh, ow, c) if channels_last else (n, c, oh, ow))
     tags = [SHORT[dt], regime, f"k{kh}x{kw}s{sh}x{sw}", "channels_last" if channels_last else "NCHW"]
-    tags += [t for t, on in (("count_include_pad", count_include_pad), ("ceil_mode", ceil_mode)) if on]
+    tags += [t for t, on in (("count_include_pad", count_include_pad), ("ceil_mode", ceil_mode),
+                             ("same-quant", quant == "same"), ("ratio-scale", quant == "ratio")) if on]
     return dict(model=g.model_bytes(), inputs={"x": x}, tags=tags)
 
 

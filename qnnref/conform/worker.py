@@ -7,6 +7,11 @@ corrupt the channel). Each message is a pickle preceded by its length (8
 bytes, little-endian). If ONNX Runtime crashes or hangs on a case, only this
 process is lost: the runner notices, reports the case, and starts a new one.
 
+With ``$QNNREF_CPUID_MASK`` set (``--cpu``), the worker first hides those CPU
+features from CPUID (:mod:`.cpumask`), then imports onnxruntime. Its
+greeting names the versions and whether u8 x s8 products saturate in this
+process (:func:`u8s8_saturates`, measured).
+
 A request is a dict: ``id``, ``model`` (serialized ONNX), ``inputs``,
 ``session_config`` and, in tests only, ``hook``. A result is a dict:
 
@@ -31,6 +36,8 @@ import struct
 import sys
 import tempfile
 import time
+
+from .cpumask import ENV_FEATURES, ENV_LIBRARY
 
 #: operators whose float computation is exact (data movement, max, relu,
 #: clip) or that compute in integers: anything else left in ONNX Runtime's
@@ -78,6 +85,21 @@ def _session(ort, model: bytes, config: dict, optimized_path: str | None = None)
     if optimized_path:
         so.optimized_model_filepath = optimized_path
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def u8s8_saturates(ort, onnx) -> bool:
+    """Whether this process's ONNX Runtime sums u8 x s8 products in int16-
+    saturated pairs: MatMulInteger [255, 255] . [127, 127] is 64770 exactly,
+    32767 saturated (the probe every worker runs before its greeting)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    b = numpy_helper.from_array(np.array([[127], [127]], np.int8), "b")
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
+                          [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])], [b])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    (y,) = _session(ort, model.SerializeToString(), {}).run(None, {"a": np.array([[255, 255]], np.uint8)})
+    return int(y[0, 0]) == 32767
 
 
 def _has_inner_dequantize(model) -> bool:
@@ -154,14 +176,20 @@ def main() -> int:
     os.dup2(2, 1)                       # stray prints go to stderr, never into the channel
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
+    hidden = os.environ.get(ENV_FEATURES, "")
     try:
+        if hidden:                      # before onnxruntime is loaded: MLAS reads CPUID once
+            from .cpumask import enable
+            enable(hidden, os.environ.get(ENV_LIBRARY) or None)
         import onnx
         import onnxruntime as ort
+        saturates = u8s8_saturates(ort, onnx)
     except Exception as e:
         write_message(channel, {"hello": None, "error": f"{type(e).__name__}: {e}"})
         return 1
     write_message(channel, {"hello": {"onnxruntime": ort.__version__, "onnx": onnx.__version__,
-                                      "pid": os.getpid(), "device": ort.get_device()}})
+                                      "pid": os.getpid(), "device": ort.get_device(),
+                                      "hidden_cpu_features": hidden, "u8s8_saturates": saturates}})
     while True:
         req = read_message(inp)
         if req is None:

@@ -282,6 +282,15 @@ def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> Non
         raise Refused(f"{node.where()}: input and output types differ")
     xshape = imp.shape(x.value)
     geo = layout.window_geometry(node, xshape, pool=True)
+    from ..profiles import get_profile
+    if (get_profile(imp.profile).recipe_for("avg_pool2d").average_form == "float_average"
+            and list(geo["kernel"]) == list(xshape[2:]) and not any(geo["pads"])
+            and list(geo["dilations"]) == [1, 1] and out.act == (None, None)):
+        # ONNX Runtime (whose float average this profile follows) computes a pool
+        # whose one window is the whole unpadded input as QLinearGlobalAveragePool:
+        # an integer sum, requantized -- qnnref's mean
+        emit_global_avg_pool(imp, node, x, out)
+        return
     include_pad = bool(node.attr("count_include_pad", 0))
     if include_pad and node.attr("ceil_mode", 0):
         plain = layout.window_geometry(OnnxNode(node.index, node.name, node.op_type, node.domain, node.inputs,
@@ -294,8 +303,7 @@ def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output) -> Non
     if x.quant.same(out.quant):
         # the average of the codes, rounded as the profile rounds (qnnref's default
         # for this path is TFLite's ties-away; ONNX runtimes round half to even)
-        from ..profiles import get_profile
-        attrs["rounding"] = get_profile(imp.profile).requant.rounding
+        attrs["rounding"] = get_profile(imp.profile).recipe_for("avg_pool2d").rounding
     name = result_name(imp, out, NHWC)
     imp.emit("avg_pool2d", [xs], attrs, name, out.quant.to_quant(NHWC), node_name=node.name)
     _bind(imp, out, name, NHWC)

@@ -510,6 +510,9 @@ class _Exporter:
         elif any(attrs["pads"]):
             self.inexact(node, "ONNX Runtime's QLinearAveragePool computes windows that touch the padding "
                                "by another float path (spec/profiles/ort-cpu-x86.md)")
+        elif list(attrs["kernel"]) == list(x.shape[1:3]):
+            self.inexact(node, "ONNX Runtime computes a pool whose one window is the whole unpadded input as "
+                               "QLinearGlobalAveragePool (an integer sum: qnnref's mean), not by its float average")
         else:
             why = self.recipe_mismatch(node, attrs)
             if why:

@@ -9,14 +9,18 @@ Two paths, both exact and specified:
 * otherwise: the exact integer sum of (x - zp_x) is requantized with the real
   multiplier s_x / (s_y * count) through the node's recipe, one prepared
   multiplier per distinct count.
+
+A recipe with ``average_form = "float_average"`` replaces both by ONNX
+Runtime's QLinearAveragePool, :func:`avg_pool2d_float`: the taps dequantized,
+summed, divided by the count and by s_y in floating point, then rounded.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import dtypes
-from ..arith import (RequantParams, apply_requant, check_accumulator,
-                     check_rounding, prepare_requant, rounding_divide)
+from ..arith import (RequantParams, apply_requant, check_accumulator, check_rounding,
+                     prepare_requant, round_float, rounding_divide, saturate_float_to_int)
 from ..errors import ValidationError
 from .registry import Attr, Op, Slot, register
 from ._common import act_range, same_quant, scale, zero_point
@@ -72,6 +76,65 @@ def avg_pool2d(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
     return np.clip(v, lo, hi).astype(dt.numpy)
 
 
+def avg_pool2d_float(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+                     dilations: tuple[int, int], pads: tuple[int, int, int, int],
+                     count_include_pad: bool, x_scale: np.float32, x_zero_point: int,
+                     y_scale: np.float32, y_zero_point: int, float_dtype: str, rounding: str,
+                     zero_point_in_float: bool, y_dtype: str, act_min: int | None,
+                     act_max: int | None) -> np.ndarray:
+    ft = np.float32 if float_dtype == "float32" else np.float64
+    N, H, W, C = x.shape
+    kh, kw = kernel
+    sh, sw = strides
+    dh, dw = dilations
+    pad_top, pad_left, pad_bottom, pad_right = pads
+    OH = (H + pad_top + pad_bottom - ((kh - 1) * dh + 1)) // sh + 1
+    OW = (W + pad_left + pad_right - ((kw - 1) * dw + 1)) // sw + 1
+    # IEEE arithmetic throughout: a result beyond the float range is +-inf
+    # (saturated in step 6), not an error.
+    with np.errstate(over="ignore"):
+        # Step 1: dequantize every input value, fl(s_x * (x - zp_x)): x - zp_x is
+        # an integer below 2^17 in magnitude, exact in ft; the product rounds once.
+        sx, sy = ft(x_scale), ft(y_scale)
+        real = (sx * (x.astype(np.int64) - x_zero_point).astype(ft)).astype(ft)
+        # Step 2: the padded input, padded taps real 0; `inside` marks the input.
+        padded = np.zeros((N, H + pad_top + pad_bottom, W + pad_left + pad_right, C), dtype=ft)
+        padded[:, pad_top:pad_top + H, pad_left:pad_left + W, :] = real
+        inside = np.zeros(padded.shape[1:3], dtype=np.int64)
+        inside[pad_top:pad_top + H, pad_left:pad_left + W] = 1
+        # Step 3: each window's sum in ft, one rounding per addition, the taps in
+        # row-major order (kernel row i, then column j), every window at once. A
+        # padded tap adds +0.0, which leaves any sum unchanged (up to the sign of
+        # a zero), so this is the sum over the taps inside the input, in order.
+        total = np.zeros((N, OH, OW, C), dtype=ft)
+        count = np.zeros((OH, OW), dtype=np.int64)
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + (OH - 1) * sh + 1, sh)
+                cols = slice(j * dw, j * dw + (OW - 1) * sw + 1, sw)
+                total = (total + padded[:, rows, cols, :]).astype(ft)
+                count += inside[rows, cols]
+        # Step 4: the divisor: every tap, or only the taps inside the input.
+        if count_include_pad:
+            count[:] = kh * kw
+        # Step 5: the average, then divided by s_y: two more roundings to ft
+        # (count < 2^24 is exact in ft).
+        avg = (total / count[None, :, :, None].astype(ft)).astype(ft)
+        v = (avg / sy).astype(ft)
+        # Step 6: round by `rounding`, the zero point added before (one more ft
+        # addition) or after; saturating (a huge or infinite v gives the bound).
+        if zero_point_in_float:
+            q = saturate_float_to_int(round_float((v + ft(y_zero_point)).astype(ft), rounding), "int32")
+            q = q.astype(np.int64)
+        else:
+            q = saturate_float_to_int(round_float(v, rounding), "int32").astype(np.int64) + y_zero_point
+    # Step 7: clamp to the fused activation range and the output dtype; cast.
+    dt = dtypes.get(y_dtype)
+    lo = dt.min if act_min is None else max(dt.min, act_min)
+    hi = dt.max if act_max is None else min(dt.max, act_max)
+    return np.clip(q, lo, hi).astype(dt.numpy)
+
+
 def window_counts(shape, kernel, strides, dilations, pads, count_include_pad) -> set[int]:
     """The distinct divisors ``count`` that the windows of this geometry use."""
     _, H, W, _ = shape
@@ -114,6 +177,25 @@ class AvgPool2d(Op):
         p["act"] = act_range(ctx)
         p["x_zp"] = int(zero_point(qx))
         p["y_zp"] = int(zero_point(qy))
+        p["float_average"] = None
+        recipe = ctx.recipe
+        if recipe.average_form == "float_average":
+            # ONNX Runtime's form, for equal and different quantizations alike:
+            # the recipe rounds (a 'rounding' attribute may only repeat it).
+            if "rounding" in ctx.node.attrs and a["rounding"] != recipe.rounding:
+                raise ctx.error(f"attribute 'rounding' {a['rounding']!r} contradicts the recipe "
+                                f"(average_form 'float_average' rounds {recipe.rounding!r})")
+            sx = scale(qx).reshape(())
+            ft = np.float32 if recipe.float_dtype == "float32" else np.float64
+            span = max(p["x_zp"] - x.dt.min, x.dt.max - p["x_zp"])       # the largest |x - zp_x|
+            with np.errstate(over="ignore"):
+                if not np.isfinite(ft(sx) * ft(span)):
+                    # +inf and -inf taps in one window would sum to NaN
+                    raise ctx.error(f"s_x * (x - zp_x) overflows {recipe.float_dtype} "
+                                    "(average_form 'float_average' dequantizes every tap)")
+            p["params_by_count"] = None
+            p["float_average"] = {"x_scale": sx, "y_scale": scale(qy).reshape(()), "recipe": recipe}
+            return
         if same_quant(x, y):
             p["params_by_count"] = None
             return
@@ -133,6 +215,13 @@ class AvgPool2d(Op):
     def run(self, ctx, args):
         a, p = ctx.attrs, ctx.prepared
         act_min, act_max = p["act"]
+        f = p["float_average"]
+        if f is not None:
+            r = f["recipe"]
+            return [avg_pool2d_float(args[0], tuple(a["kernel"]), tuple(a["strides"]), tuple(a["dilations"]),
+                                     tuple(a["pads"]), a["count_include_pad"], f["x_scale"], p["x_zp"],
+                                     f["y_scale"], p["y_zp"], r.float_dtype, r.rounding, r.zero_point_in_float,
+                                     ctx.outputs[0].dtype, act_min, act_max)]
         return [avg_pool2d(args[0], tuple(a["kernel"]), tuple(a["strides"]), tuple(a["dilations"]),
                            tuple(a["pads"]), a["count_include_pad"], p["x_zp"], a["rounding"],
                            p["params_by_count"], p["y_zp"], ctx.outputs[0].dtype, act_min, act_max)]

@@ -34,7 +34,7 @@ class ReferenceEngine:
         self.fail_ops = set(fail_ops)
         self.calls = 0
 
-    def run(self, case, profile, onnx_model=None):
+    def run(self, case, profile, onnx_model=None, float_nodes=()):
         import onnx
         from onnx.reference import ReferenceEvaluator
         self.calls += 1

@@ -21,8 +21,8 @@ REF_ROWS = "QuantizeLinear,DequantizeLinear"
 
 
 class _OffByOne(ReferenceEngine):
-    def run(self, case, profile, onnx_model=None):
-        res = super().run(case, profile, onnx_model)
+    def run(self, case, profile, onnx_model=None, float_nodes=()):
+        res = super().run(case, profile, onnx_model, float_nodes)
         res.outputs = {k: (v + 1).astype(v.dtype) if v.dtype.kind in "iu" else v for k, v in res.outputs.items()}
         return res
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run1, unary_model
+from conftest import needs_kernels, run1, unary_model
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from oracles import c_div, clamp_to, pool_geometry_ok, pool_out_shape, pool_windows, requantize_value, round_fraction
@@ -15,7 +15,8 @@ from oracles import c_div, clamp_to, pool_geometry_ok, pool_out_shape, pool_wind
 import qnnref
 from qnnref import arith, dtypes
 from qnnref.arith import ROUNDING_MODES, rounding_divide
-from qnnref.ops.avg_pool2d import avg_pool2d
+from qnnref.arith import Recipe
+from qnnref.ops.avg_pool2d import avg_pool2d, avg_pool2d_float
 from qnnref.ops.mean import mean_multiplier
 from qnnref.profiles import PROFILES
 
@@ -48,6 +49,30 @@ def oracle_requant(x, zx, sx, sy, zy, kernel, strides, dilations, pads, include,
     return y
 
 
+def oracle_float_average(x, zx, sx, sy, zy, kernel, strides, dilations, pads, include, recipe, dtype,
+                         lo=None, hi=None):
+    """average_form float_average, one window and one scalar operation at a
+    time, in ONNX Runtime's order (QLinearPool2DTask): Yh += fl(s_x * (x - zp))
+    over the taps inside, Yh /= count, then nearbyint(Yh / s_y + zp)."""
+    ft = np.float32 if recipe.float_dtype == "float32" else np.float64
+    dt = dtypes.get(dtype)
+    y = np.zeros(pool_out_shape(x.shape, kernel, strides, dilations, pads), dt.numpy)
+    with np.errstate(over="ignore"):
+        for n, oh, ow, c, vals in pool_windows(x, kernel, strides, dilations, pads):
+            count = kernel[0] * kernel[1] if include else len(vals)
+            total = ft(0)
+            for v in vals:
+                total = ft(total + ft(ft(sx) * ft(v - zx)))
+            q = ft(ft(total / ft(count)) / ft(sy))
+            v = ft(q + ft(zy)) if recipe.zero_point_in_float else q
+            if not np.isfinite(v):
+                r = dt.max if v > 0 else dt.min
+            else:
+                r = round_fraction(Fraction(float(v)), recipe.rounding)
+            y[n, oh, ow, c] = clamp_to(r if recipe.zero_point_in_float else r + zy, dtype, lo, hi)
+    return y
+
+
 def tflite_int8_average(acc: int, count: int) -> int:
     """TFLite reference_integer_ops AveragePool: C division truncates."""
     return c_div(acc + count // 2, count) if acc > 0 else c_div(acc - count // 2, count)
@@ -62,6 +87,7 @@ def test_spec_includes_the_division_and_the_reference():
     text = (ROOT / "spec/ops/avg_pool2d.md").read_text()
     assert "<!-- source: qnnref/arith.py rounding_divide -->" in text
     assert "<!-- source: qnnref/ops/avg_pool2d.py avg_pool2d -->" in text
+    assert "<!-- source: qnnref/ops/avg_pool2d.py avg_pool2d_float -->" in text
 
 
 # ---------------------------------------------------------------------------
@@ -201,6 +227,89 @@ def test_requantized_one_multiplier_per_distinct_count():
     assert (run1(m, x) == 6).all()
     # include: corners 12 / 9 * 2 = 2.67 -> 3, edges 18 / 9 * 2 = 4, centre 6
     assert run1(m2, x)[0, :, :, 0].tolist() == [[3, 4, 3], [4, 6, 4], [3, 4, 3]]
+
+
+# ---------------------------------------------------------------------------
+# average_form "float_average": ONNX Runtime's QLinearAveragePool
+# ---------------------------------------------------------------------------
+
+ORT_POOL = PROFILES["ort-cpu-x86"].recipe_for("avg_pool2d")
+
+
+def test_float_average_worked_example():
+    """Equal quantizations, s = 0.1, two taps -20 and -11: the real average is
+    -15.5 (half to even: -16), but the float32 steps give -15.499999 -> -15."""
+    x = np.array([-20, -11], np.int8).reshape(1, 1, 2, 1)
+    for profile, want in (("ort-cpu-x86", -15), ("ort-cpu-x86-vnni", -15), ("onnx", -16)):
+        m = build((1, 1, 2, 1), {"kernel": [1, 2], "rounding": "half_to_even"}, scale=0.1, zp=0,
+                  profile=profile)
+        assert run1(m, x).item() == want, profile
+    assert oracle_float_average(x, 0, np.float32(0.1), np.float32(0.1), 0, (1, 2), (1, 1), (1, 1),
+                                (0, 0, 0, 0), False, ORT_POOL, "int8").item() == -15
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(dtype=st.sampled_from(["int4", "uint4", "int8", "uint8", "int16"]), include=st.booleans(),
+       mode=st.sampled_from(ROUNDING_MODES), zp_in_float=st.booleans(),
+       float_dtype=st.sampled_from(["float32", "float64"]), sx=st.floats(0.001, 10.0),
+       ratio=st.sampled_from([1.0, 0.5, 1.5, 2.0, 3.0, 1 / 3, 0.37, 7.9, 1e-3]), act=st.booleans(),
+       seed=st.integers(0, 2**32 - 1), **geom)
+def test_float_average_matches_oracle(dtype, include, mode, zp_in_float, float_dtype, sx, ratio, act, seed,
+                                      N, H, W, C, kernel, strides, dilations, pads):
+    assume(pool_geometry_ok(H, W, kernel, strides, dilations, pads))
+    dt = dtypes.get(dtype)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(dt.min, dt.max, (N, H, W, C), endpoint=True).astype(dt.numpy)
+    zx, zy = (int(v) for v in rng.integers(dt.min, dt.max, 2, endpoint=True))
+    sx = np.float32(sx)
+    sy = np.float32(sx * ratio)
+    if ratio == 1.0 and rng.random() < 0.5:
+        zy = zx                                           # equal quantizations: the same form
+    lo = hi = None
+    if act:
+        lo, hi = sorted(int(v) for v in rng.integers(dt.min, dt.max, 2, endpoint=True))
+    recipe = Recipe(kind="float", rounding=mode, float_dtype=float_dtype, scale_dtype="float32",
+                    zero_point_in_float=zp_in_float, average_form="float_average")
+    attrs = {"kernel": list(kernel), "strides": list(strides), "dilations": list(dilations), "pads": list(pads),
+             "count_include_pad": include, "recipe": recipe.to_dict(), "act_min": lo, "act_max": hi}
+    attrs = {k: v for k, v in attrs.items() if v is not None}
+    m = build((N, H, W, C), attrs, dtype=dtype, scale=float(sx), zp=zx, out_scale=float(sy), out_zp=zy)
+    want = oracle_float_average(x, zx, sx, sy, zy, kernel, strides, dilations, pads, include, recipe, dtype, lo, hi)
+    assert np.array_equal(run1(m, x), want)
+
+
+def test_float_average_saturates_huge_and_infinite_values():
+    # s_x / s_y = 2^60: every non-zero average is far beyond int32; float32 2^127 * 255 overflows to inf
+    x = np.array([5, -5, 0, 0], np.int8).reshape(1, 1, 4, 1)
+    for sx, sy in ((2.0**30, 2.0**-30), (2.0**127, 2.0**-10)):
+        y = avg_pool2d_float(x, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), False, np.float32(sx), 0, np.float32(sy), 3,
+                             "float32", "half_to_even", True, "int8", None, None)
+        assert y.ravel().tolist() == [127, -128, 3, 3]
+
+
+def test_float_average_refuses_dequantized_values_beyond_float32():
+    with pytest.raises(qnnref.ValidationError, match="node 'ap6'.*overflows float32"):
+        build((1, 4, 4, 1), {"kernel": [2, 2]}, scale=1e37, zp=0, out_scale=1.0, name="ap6", profile="ort-cpu-x86")
+
+
+def test_float_average_rounding_attribute_must_agree_with_the_recipe():
+    attrs = {"kernel": [2, 2], "rounding": "half_up"}
+    with pytest.raises(qnnref.ValidationError, match="node 'ap5'.*contradicts the recipe"):
+        build((1, 4, 4, 1), attrs, scale=0.5, zp=0, name="ap5", profile="ort-cpu-x86")
+    build((1, 4, 4, 1), {"kernel": [2, 2], "rounding": "half_to_even"}, scale=0.5, zp=0, profile="ort-cpu-x86")
+
+
+@needs_kernels
+def test_float_average_runs_on_the_reference_with_kernels():
+    """The avg_pool2d kernel does not implement the float form: such nodes
+    run on the reference (never the integer form by mistake)."""
+    from qnnref import Model
+    m = build((1, 5, 6, 3), {"kernel": [3, 2], "pads": [1, 1, 1, 0], "count_include_pad": True},
+              scale=0.1, zp=-3, out_scale=0.3, out_zp=5, profile="ort-cpu-x86")
+    km = Model(m.graph, backend="kernels")
+    assert "average pool computed in ORT's float form" in km.plan()[0]["runs"]
+    x = np.random.default_rng(3).integers(-128, 128, (1, 5, 6, 3)).astype(np.int8)
+    assert np.array_equal(run1(km, x), run1(Model(m.graph, backend="reference"), x))
 
 
 # ---------------------------------------------------------------------------

@@ -9,22 +9,21 @@ that the subprocess can present ONNX Runtime with another CPU:
   (profile ``ort-cpu-x86-vnni``); on AVX2 or AVX-512 without VNNI they are
   summed in int16-saturated pairs (``ort-cpu-x86``). :func:`native_profile`
   finds out by running the classic case (255, 255) . (127, 127).
-* ``cpu="avx2"``: the subprocess first loads ``cpuidmask.c`` (compiled here
-  with the system C compiler), which makes CPUID hide AVX-512, VNNI and AMX,
-  so MLAS picks its AVX2 kernels: ORT as on an AVX2 CPU without VNNI, on any
+* ``cpu="avx2"``: the subprocess first loads qnnref's CPUID shim
+  (qnnref/conform/cpuidmask.c, compiled on first use by
+  qnnref.conform.cpumask), which makes CPUID hide AVX-512, VNNI and AMX, so
+  MLAS picks its AVX2 kernels: ORT as on an AVX2 CPU without VNNI, on any
   newer x86-64 Linux machine with CPUID faulting. :func:`avx2_unavailable`
   says why it cannot be used elsewhere.
 
-Nothing here uses qnnref.
+The subprocess itself does not import qnnref (it loads the compiled shim
+with ctypes, by path).
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import pickle
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 HAVE_ORT = (importlib.util.find_spec("onnx") is not None
             and importlib.util.find_spec("onnxruntime") is not None)
-AVX2_FEATURES_HIDDEN = "avx512,vnni,amx"
 
 
 def run_cases(cases, cpu: str = "native", session_config: dict | None = None) -> list:
@@ -45,16 +42,16 @@ def run_cases(cases, cpu: str = "native", session_config: dict | None = None) ->
     (the exception) when ORT refused or failed."""
     if cpu not in ("native", "avx2"):
         raise ValueError(cpu)
-    shim = ""
+    shim = []
     if cpu == "avx2":
         why = avx2_unavailable()
         if why:
             raise RuntimeError(f"cpu='avx2' is unavailable: {why}")
-        shim = str(_shim_path())
+        shim = _shim()
     with tempfile.TemporaryDirectory(prefix="qnnref-ort-") as d:
         src, dst = Path(d) / "in.pkl", Path(d) / "out.pkl"
         src.write_bytes(pickle.dumps((list(cases), session_config or {})))
-        proc = subprocess.run([sys.executable, str(Path(__file__)), str(src), str(dst), shim],
+        proc = subprocess.run([sys.executable, str(Path(__file__)), str(src), str(dst), *shim],
                               capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"the ONNX Runtime subprocess failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -63,13 +60,10 @@ def run_cases(cases, cpu: str = "native", session_config: dict | None = None) ->
 
 # -- the CPUID shim ------------------------------------------------------------------
 
-def _shim_path() -> Path:
-    return Path(tempfile.gettempdir()) / f"qnnref-cpuidmask-{os.getuid()}-{_source_stamp()}.so"
-
-
-def _source_stamp() -> str:
-    import hashlib
-    return hashlib.sha256((HERE / "cpuidmask.c").read_bytes()).hexdigest()[:12]
+def _shim() -> list[str]:
+    """The subprocess arguments that load the shim: its path, the features to hide."""
+    from qnnref.conform.cpumask import CPU_MODELS, library_path
+    return [str(library_path()), CPU_MODELS["avx2"]]
 
 
 @functools.cache
@@ -77,25 +71,11 @@ def avx2_unavailable() -> str:
     """'' when ``cpu="avx2"`` works here, else the reason it does not."""
     if not HAVE_ORT:
         return "onnx or onnxruntime is not installed"
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return "needs x86-64 Linux"
+    from qnnref.conform.cpumask import CpuMaskUnavailable, library_path
     try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "cannot read /proc/cpuinfo"
-    if "cpuid_fault" not in flags:
-        return "the CPU (or hypervisor) has no CPUID faulting"
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return "no C compiler to build tests/profiles/cpuidmask.c"
-    so = _shim_path()
-    if not so.exists():
-        tmp = so.with_suffix(f".{os.getpid()}.tmp")
-        r = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(HERE / "cpuidmask.c")],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            return f"compiling cpuidmask.c failed: {r.stderr[-500:]}"
-        os.replace(tmp, so)
+        library_path()                     # x86-64 Linux, CPUID faulting, a C compiler
+    except CpuMaskUnavailable as e:
+        return str(e)
     try:
         if not saturates("avx2_probe"):
             return "with AVX-512/VNNI/AMX hidden, ONNX Runtime still does not saturate"
@@ -125,7 +105,7 @@ def saturates(cpu: str = "native") -> bool:
         with tempfile.TemporaryDirectory(prefix="qnnref-ort-") as d:
             src, dst = Path(d) / "in.pkl", Path(d) / "out.pkl"
             src.write_bytes(pickle.dumps(([_classic_case()], {})))
-            proc = subprocess.run([sys.executable, str(Path(__file__)), str(src), str(dst), str(_shim_path())],
+            proc = subprocess.run([sys.executable, str(Path(__file__)), str(src), str(dst), *_shim()],
                                   capture_output=True, text=True, timeout=120)
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-1000:])
@@ -144,11 +124,11 @@ def native_profile() -> str:
 
 # -- the subprocess ---------------------------------------------------------------
 
-def _main(src: str, dst: str, shim: str) -> None:
+def _main(src: str, dst: str, shim: str = "", hidden: str = "") -> None:
     if shim:
         import ctypes
         lib = ctypes.CDLL(shim)
-        if lib.cpuidmask_enable(AVX2_FEATURES_HIDDEN.encode()) != 0:
+        if lib.cpuidmask_enable(hidden.encode()) != 0:
             raise SystemExit("cpuidmask_enable failed")
     import onnxruntime as ort
     cases, config = pickle.loads(Path(src).read_bytes())
@@ -166,4 +146,4 @@ def _main(src: str, dst: str, shim: str) -> None:
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
+    _main(*sys.argv[1:5])

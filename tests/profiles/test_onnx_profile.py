@@ -1,9 +1,12 @@
 """The ``onnx`` profile: the ONNX backend node tests, and onnx.reference.
 
 1. The expected outputs of the ONNX backend node tests for QLinearMatMul,
-   QLinearConv, QuantizeLinear, DequantizeLinear, MatMulInteger and
-   ConvInteger (regenerated from the installed onnx package: the wheel ships
-   no test data), reproduced by equivalent qnnref models built by hand.
+   QLinearConv, QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
+   MatMulInteger and ConvInteger (regenerated from the installed onnx
+   package: the wheel ships no test data), reproduced by equivalent qnnref
+   models built by hand, and by the test models themselves imported with
+   ``qnnref.onnx.import_onnx`` (each test a case; those with a type qnnref
+   does not have, or an operator its importer lacks, skip with the reason).
 2. onnx.reference (the ONNX project's numpy implementation) on random cases:
    the ``onnx`` profile agrees with it except where onnx.reference adds the
    output zero point before rounding, which the specification does not say
@@ -34,20 +37,20 @@ def backend_cases():
     collect_testcases() takes ~20 s)."""
     import onnx.backend.test.case.node as node_cases
     from onnx import numpy_helper
-    modules = ("qlinearmatmul", "qlinearconv", "quantizelinear", "dequantizelinear", "matmulinteger",
-               "convinteger")
-    for m in modules:
-        # importing a case module registers its cases (once per process:
-        # another test module may have imported it already)
+    for m in BACKEND_MODULES:                # registers their cases (once per process)
         importlib.import_module(f"onnx.backend.test.case.node.{m}")
     arr = lambda a: np.asarray(a) if isinstance(a, (np.ndarray, np.generic)) else numpy_helper.to_array(a)
     out = {}
     for c in node_cases._NodeTestCases:
-        if "_expanded" in c.name or not c.name.startswith(tuple(f"test_{m}" for m in modules)):
+        if "_expanded" in c.name or not c.name.startswith(tuple(f"test_{m}" for m in BACKEND_MODULES)):
             continue
         ins, outs = c.data_sets[0]
         out[c.name] = (c.model, [arr(a) for a in ins], [arr(a) for a in outs])
     return out
+
+
+BACKEND_MODULES = ("qlinearmatmul", "qlinearconv", "quantizelinear", "dequantizelinear", "dynamicquantizelinear",
+                   "matmulinteger", "convinteger")
 
 
 def attrs_of(model) -> dict:
@@ -148,9 +151,10 @@ def test_backend_matmulinteger_and_convinteger(backend_cases):
 
 def test_backend_quantizelinear(backend_cases):
     done = []
-    for name, (model, ins, (want,)) in backend_cases.items():
+    for name, (model, ins, outs) in backend_cases.items():
         if not name.startswith("test_quantizelinear"):
             continue
+        (want,) = outs
         if name.endswith(ONNX_ONLY_DTYPES):
             continue                      # dtypes qnnref does not have
         a = attrs_of(model)
@@ -169,10 +173,11 @@ def test_backend_quantizelinear(backend_cases):
 
 def test_backend_dequantizelinear(backend_cases):
     done = []
-    for name, (model, ins, (want,)) in backend_cases.items():
+    for name, (model, ins, outs) in backend_cases.items():
         if not name.startswith("test_dequantizelinear") or name.endswith(ONNX_ONLY_DTYPES) or \
                 "e4m3fn" in name:
             continue
+        (want,) = outs
         a = attrs_of(model)
         q, s = ins[0], ins[1]
         zp = ins[2] if len(ins) > 2 else None
@@ -186,6 +191,71 @@ def test_backend_dequantizelinear(backend_cases):
         np.testing.assert_array_equal(y, want, err_msg=name)
         done.append(name)
     assert len(done) == 6, done
+
+
+def test_backend_dynamicquantizelinear(backend_cases):
+    """qnnref has no dynamic quantization (a scale and zero point computed at
+    run time); the integer output, given the scale and zero point the test
+    expects, is qnnref's quantize under ``onnx``."""
+    names = [n for n in backend_cases if n.startswith("test_dynamicquantizelinear")]
+    assert len(names) == 6
+    for name in names:
+        _, (x,), (want, s, zp) = backend_cases[name]
+        np.testing.assert_array_equal(quantize(x, F32(s), int(zp), "uint8"), want, err_msg=name)
+
+
+#: backend node tests qnnref's importer refuses, by the reason it gives:
+#: types qnnref does not have, and operators or forms its importer lacks
+REFUSALS = {
+    "a type qnnref does not have": ("float8_e4m3fn", "float8_e5m2", "FLOAT8E4M3FN", "FLOAT8E5M2", "float4_e2m1fn",
+                                    "FLOAT4E2M1", "uint2", "UINT2", "int2", "INT2", "uint16", "UINT16"),
+    "importer gap: int32 accumulator outputs": ("outputs int32 accumulators",),
+    "importer gap: float16 scales": ("scale of type float16",),
+    "no dynamic quantization in qnnref": ("dynamic quantization", "'Cast_12' (Cast)"),
+}
+
+
+def _backend_names() -> list[str]:
+    if importlib.util.find_spec("onnx") is None:
+        return []
+    import onnx.backend.test.case.node as node_cases
+    for m in BACKEND_MODULES:                # registers their cases (once per process)
+        importlib.import_module(f"onnx.backend.test.case.node.{m}")
+    return sorted({c.name for c in node_cases._NodeTestCases
+                   if c.name.startswith(tuple(f"test_{m}" for m in BACKEND_MODULES))})
+
+
+@pytest.mark.parametrize("name", _backend_names())
+def test_backend_node_test_through_the_importer(backend_cases, name):
+    """The node test's model imported with import_onnx(profile="onnx"), its
+    parameter inputs (scales, zero points, weights) made initializers, run
+    on its data input: the expected outputs exactly."""
+    import onnx
+    from onnx import numpy_helper
+
+    import qnnref
+    from qnnref.onnx import import_onnx
+    model, ins, outs = backend_cases[name]
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    graph_inputs = list(m.graph.input)
+    for vi, value in zip(graph_inputs[1:], ins[1:]):
+        m.graph.initializer.append(numpy_helper.from_array(np.asarray(value), vi.name))
+    del m.graph.input[1:]
+    x = ins[0]
+    if x.dtype.name in ("int4", "uint4"):                # ml_dtypes 4-bit: qnnref holds them in bytes
+        x = x.astype(np.int8 if x.dtype.name == "int4" else np.uint8)
+    try:
+        q = import_onnx(m, profile="onnx")
+    except qnnref.QnnError as e:
+        why = next((k for k, needles in REFUSALS.items() if any(s in str(e) for s in needles)), None)
+        assert why, f"{name}: refused for an unexpected reason: {e}"
+        pytest.skip(f"{why}: {str(e).splitlines()[-1].strip()[:160]}")
+    got = q.run({graph_inputs[0].name: x})
+    for (oname, y), want in zip(got.items(), outs):
+        if want.dtype.name in ("int4", "uint4"):
+            want = want.astype(np.int8 if want.dtype.name == "int4" else np.uint8)
+        np.testing.assert_array_equal(np.asarray(y), want, err_msg=f"{name}: {oname}")
 
 
 # ---------------------------------------------------------------------------

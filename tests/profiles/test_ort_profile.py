@@ -8,7 +8,7 @@ OHWI, the data transposed). ORT runs every case of a CPU in one subprocess
 * ``native``: this machine; the expected profile is ``ort-cpu-x86`` when ORT
   saturates u8 x s8 pairs here (AVX2 or AVX-512 without VNNI), else
   ``ort-cpu-x86-vnni``;
-* ``avx2``: ORT with AVX-512, VNNI and AMX hidden from CPUID (cpuidmask.c),
+* ``avx2``: ORT with AVX-512, VNNI and AMX hidden from CPUID (qnnref/conform/cpuidmask.c),
   i.e. MLAS's AVX2 kernels: always ``ort-cpu-x86``.
 
 The "discriminates" tests check that the cases can tell the recipes apart:
@@ -246,6 +246,57 @@ def dequantize_case(rng, i: int) -> Case:
     return Case("DequantizeLinear", dt, model, {"q": q}, build, {"q": q})
 
 
+def pool_case(rng, i: int) -> Case:
+    """QLinearAveragePool (NCHW) where ONNX Runtime's float32 average decides
+    the rounding: equal quantizations, output scales s_x times a small ratio
+    (real averages on exact halves) with s_x not a power of two, odd zero
+    points; count_include_pad with pads. Every 8th case is a pool whose one
+    window is the whole unpadded input: ORT then runs QLinearGlobalAveragePool
+    (an integer sum, requantized), which qnnref's mean computes."""
+    dt = ["uint8", "int8"][i % 2]
+    info = np.iinfo(dt)
+    whole = i % 8 == 7
+    n, c = int(rng.choice([1, 2])), int(rng.choice([1, 5, 16]))
+    kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    if whole:
+        h, w, strides, pads, include = kh, kw, [1, 1], [0, 0, 0, 0], int(rng.integers(0, 2))
+    else:
+        h, w = int(rng.integers(kh, kh + 6)), int(rng.integers(kw, kw + 6))
+        strides = [int(rng.integers(1, 3)), int(rng.integers(1, 3))]
+        pads = [int(rng.integers(0, kh)), int(rng.integers(0, kw)), int(rng.integers(0, kh)), int(rng.integers(0, kw))]
+        include = i % 3 != 0
+    x = values(rng, dt, (n, c, h, w), "extreme" if i % 5 == 4 else "random")          # NCHW
+    zx = int(rng.integers(info.min, info.max + 1))
+    sx = F32(np.exp(rng.uniform(-6, -1)))
+    style = ["same", "ratio", "free"][i % 3]
+    if style == "same":
+        sy, zy = sx, zx
+    else:
+        sy = F32(sx * (float(rng.choice([0.5, 1.5, 2.0, 3.0, 1 / 3])) if style == "ratio" else rng.uniform(0.4, 3)))
+        zy = int(rng.integers(info.min, info.max + 1)) | 1
+    node = helper.make_node("QLinearAveragePool", ["x", "sx", "zx", "sy", "zy"], ["y"], domain="com.microsoft",
+                            kernel_shape=[kh, kw], strides=strides, pads=pads, count_include_pad=include)
+    model = onnx_model([node], {"x": x}, {"y": dt},
+                       {"sx": sx, "zx": np.array(zx, dt), "sy": sy, "zy": np.array(zy, dt)})
+    x_nhwc = x.transpose(0, 2, 3, 1).copy()
+
+    def build(profile):
+        g = GraphBuilder(profile=profile)
+        xi = g.input("x", dt, x_nhwc.shape, scale=sx, zero_point=zx)
+        if whole:
+            y = g.node("mean", [xi], {"axes": [1, 2]}, scale=sy, zero_point=zy)
+        else:
+            attrs = {"kernel": [kh, kw], "strides": strides, "pads": pads, "count_include_pad": bool(include)}
+            if style == "same":
+                attrs["rounding"] = "half_to_even"
+            y = g.node("avg_pool2d", [xi], attrs, scale=sy, zero_point=zy)
+        g.output(y)
+        return g.build(backend="reference")
+    label = f"{dt} x{list(x.shape)} k{kh}x{kw} s{strides} p{pads} include={include} {style}{' whole' if whole else ''}"
+    return Case("QLinearAveragePool", label, model, {"x": x}, build, {"x": x_nhwc},
+                to_ort_layout=lambda y: y.transpose(0, 3, 1, 2))
+
+
 def cancelling_pairs_case(rng, i: int) -> Case:
     """u8 x s8 rows whose saturated pairs cancel: both the exact sum and the
     saturated one fit the int8 output at scale 1, so the saturation shows as
@@ -282,10 +333,12 @@ def all_cases() -> list[Case]:
     cases += [binary_case(rng, "mul", i) for i in range(24)] + [binary_case(rng, "mul", i, grid=True) for i in range(6)]
     cases += [quantize_case(rng, i) for i in range(8)]
     cases += [dequantize_case(rng, i) for i in range(6)]
+    cases += [pool_case(rng, i) for i in range(48)]
     return cases
 
 
-FAMILIES = ["QLinearMatMul", "QLinearConv", "QLinearAdd", "QLinearMul", "QuantizeLinear", "DequantizeLinear"]
+FAMILIES = ["QLinearMatMul", "QLinearConv", "QLinearAdd", "QLinearMul", "QuantizeLinear", "DequantizeLinear",
+            "QLinearAveragePool"]
 CPUS = ["native", "avx2"]
 
 
@@ -357,6 +410,60 @@ def test_the_grids_discriminate_add_and_mul_forms(cases, ort_outputs):
         if not np.array_equal(q_out(c.build(other), c.qfeeds), o[0]):
             wrong[c.family] += 1
     assert wrong["QLinearAdd"] >= 1 and wrong["QLinearMul"] >= 1, wrong
+
+
+def test_the_pools_discriminate_the_average_form(cases, ort_outputs):
+    """QLinearAveragePool: the exact integer sum, requantized (or the codes'
+    exact average), disagrees with ORT on many cases; ORT's float32 average
+    (average_form float_average) is needed, with the zero point added in float."""
+    outs = ort_outputs("native")
+    pools = [(c, o) for c, o in zip(cases, outs) if c.family == "QLinearAveragePool" and "whole" not in c.label]
+    wrong = {"integer_sum": 0, "zero point after rounding": 0}
+    for c, o in pools:
+        if not np.array_equal(c.to_ort_layout(q_out(c.build("float32-half-to-even"), c.qfeeds)), o[0]):
+            wrong["integer_sum"] += 1
+        if not np.array_equal(c.to_ort_layout(q_out(c.build("ort-pool-zp-after"), c.qfeeds)), o[0]):
+            wrong["zero point after rounding"] += 1
+    assert wrong["integer_sum"] >= len(pools) // 4 and wrong["zero point after rounding"] >= 1, (wrong, len(pools))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _ort_pool_zp_after():
+    """A profile like ort-cpu-x86-vnni whose pools add the zero point after rounding."""
+    import dataclasses
+
+    from qnnref.profiles import PROFILES
+    base = PROFILES["ort-cpu-x86-vnni"]
+    recipe = dataclasses.replace(base.op_recipes["avg_pool2d"], zero_point_in_float=False)
+    PROFILES["ort-pool-zp-after"] = dataclasses.replace(base, name="ort-pool-zp-after",
+                                                        op_recipes={**base.op_recipes, "avg_pool2d": recipe})
+    yield
+    del PROFILES["ort-pool-zp-after"]
+
+
+def test_qdq_int8_activations_are_summed_as_uint8():
+    """A QDQ convolution of int8 activations that a QuantizeLinear produces:
+    ORT rewrites the Q/DQ pair to uint8 (x + 128, zero point + 128) and runs
+    a u8 x s8 QLinearConv, so without VNNI the pairs (x + 128) w saturate.
+    x = [127, 127], w = [127, 127], s_y = 256: exactly 32258 -> 126 (32256);
+    on AVX2 sat16(255 * 127 * 2) - 128 * 254 = 255 -> 1 (256). qnnref's
+    importer keeps such activations int8 (a gap, spec/profiles/ort-cpu-x86.md)."""
+    f = F32
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], name="conv"),
+             helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    x = np.full((1, 2, 1, 1), 127, f)
+    model = onnx_model(nodes, {"x": x}, {"y": "float32"},
+                       {"s": f(1), "z": np.int8(0), "w": np.full((1, 2, 1, 1), 127, np.int8),
+                        "ws": np.array([1], f), "wz": np.array([0], np.int8), "ys": f(256), "yz": np.int8(0)})
+    if not ort_harness.avx2_unavailable():
+        (o,) = ort_harness.run_cases([(model, {"x": x})], "avx2")
+        assert o[0].ravel().tolist() == [256.0]
+    (o,) = ort_harness.run_cases([(model, {"x": x})])
+    assert o[0].ravel().tolist() == ([256.0] if ort_harness.native_profile() == "ort-cpu-x86" else [32256.0])
 
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The recipe knobs and primitives the vendor profiles added to qnnref.arith:
-``fma_float32``, ``Recipe.zero_point_in_float``, ``Recipe.add_form``, and the
-profiles' per-operator recipes. (That they reproduce ONNX Runtime is
+``fma_float32``, ``Recipe.zero_point_in_float``, ``Recipe.add_form``,
+``Recipe.average_form``, and the profiles' per-operator recipes. (That they reproduce ONNX Runtime is
 test_ort_profile.py; here: their definitions, against exact oracles.)"""
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ def test_zero_point_in_float_rounds_after_the_zero_point():
     (dict(kind="float", add_form="fma"), "add_form must be"),
     (dict(kind="float", float_dtype="float64", add_form="ratio_fma"), "float32"),
     (dict(kind="fixed_point", add_form="ratio_fma"), "float32"),
+    (dict(kind="float", average_form="float_sum"), "average_form must be"),
+    (dict(kind="fixed_point", average_form="float_average"), "needs a float recipe"),
 ])
 def test_invalid_knobs(bad, match):
     with pytest.raises(ValidationError, match=match):
@@ -84,10 +86,12 @@ def test_invalid_knobs(bad, match):
 
 
 def test_the_knobs_are_written_only_when_set():
-    assert "add_form" not in Recipe().to_dict() and "zero_point_in_float" not in Recipe().to_dict()
-    r = Recipe(kind="float", zero_point_in_float=True, add_form="ratio_fma")
+    for knob in ("add_form", "zero_point_in_float", "average_form"):
+        assert knob not in Recipe().to_dict()
+    r = Recipe(kind="float", zero_point_in_float=True, add_form="ratio_fma", average_form="float_average")
     d = json.loads(json.dumps(r.to_dict()))
     assert d["zero_point_in_float"] is True and d["add_form"] == "ratio_fma"
+    assert d["average_form"] == "float_average"
     assert Recipe.from_dict(d) == r
 
 
@@ -96,10 +100,14 @@ def test_profiles_give_add_and_mul_their_own_recipes():
         p = PROFILES[name]
         assert p.recipe_for("add").add_form == "ratio_fma"
         assert p.recipe_for("mul").zero_point_in_float
+        pool = p.recipe_for("avg_pool2d")
+        assert pool.average_form == "float_average" and pool.zero_point_in_float
+        assert p.recipe_for("mean") == p.requant           # QLinearGlobalAveragePool: integer sum
         assert p.recipe_for("matmul") == p.requant and not p.requant.zero_point_in_float
     assert PROFILES["ort-cpu-x86"].pairwise_int16_saturation
     assert not PROFILES["ort-cpu-x86-vnni"].pairwise_int16_saturation
     assert PROFILES["onnx"].recipe_for("mul") == PROFILES["onnx"].requant
+    assert PROFILES["onnx"].recipe_for("avg_pool2d").average_form == "integer_sum"
 
 
 def test_a_node_recipe_overrides_the_profiles_operator_recipe():

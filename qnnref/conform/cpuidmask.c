@@ -1,15 +1,17 @@
-/* A test-only shim: make this process's CPUID instruction report a CPU
- * without some features, so that ONNX Runtime (MLAS chooses its kernels from
- * CPUID once, at load time) runs the kernels of an older CPU. Used by
- * tests/profiles to run ORT's AVX2-without-VNNI u8 x s8 path on a VNNI
+/* Make this process's CPUID instruction report a CPU without some features,
+ * so that ONNX Runtime (MLAS chooses its kernels from CPUID once, when it is
+ * loaded) runs the kernels of an older CPU at native speed. Used by
+ * `qnnref conform onnxruntime --cpu avx2` (qnnref/conform/cpumask.py, which
+ * compiles this file with the system C compiler on first use) and by
+ * tests/profiles, to run ORT's AVX2-without-VNNI u8 x s8 path on a VNNI
  * machine.
  *
  * How: Linux's ARCH_SET_CPUID(0) makes CPUID fault (SIGSEGV) in this thread
- * and the threads it creates later; the handler re-enables CPUID, executes
- * it, clears the masked feature bits, re-arms the fault and skips the
- * two-byte instruction. Needs x86-64 Linux and a CPU with CPUID faulting
- * ("cpuid_fault" in /proc/cpuinfo); cpuidmask_enable returns -1 otherwise.
- * Load it (ctypes) and call it before importing onnxruntime.
+ * and the threads it creates later (execve resets it); the handler re-enables
+ * CPUID, executes it, clears the masked feature bits, re-arms the fault and
+ * skips the two-byte instruction. Needs x86-64 Linux and a CPU with CPUID
+ * faulting ("cpuid_fault" in /proc/cpuinfo); cpuidmask_enable returns -1
+ * otherwise. Load it (ctypes) and call it before importing onnxruntime.
  *
  * Masked bits: "avx512" clears leaf 7 AVX-512 F/DQ/IFMA/PF/ER/CD/BW/VL,
  * VBMI/VBMI2/VNNI/BITALG/VPOPCNTDQ/FP16 and leaf 7.1 AVX512_BF16; "vnni"
