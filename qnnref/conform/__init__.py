@@ -111,7 +111,7 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
     ``emulate_cpu``: run ONNX Runtime under ``qemu-x86_64 -cpu MODEL``
     instead (e.g. ``Haswell``), see runner.emulator; slow. ``jobs``: ONNX
     Runtime worker processes (default 1; 2 under emulation)."""
-    from .cpumask import CPU_MODELS
+    from .cpumask import CPU_MODELS, hides_vnni
     from .harness import Settings, cpu_info, default_profiles, machine_overrides, run_cases
     from .report import Report
     from .runner import OrtRunner, VendorUnavailable, cpu_mask_env, emulator
@@ -121,6 +121,9 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
         raise ValueError(f"unknown cpu {cpu!r} (known: {', '.join(CPU_MODELS)})")
     if emulate_cpu and cpu != "native":
         raise ValueError("--cpu and --emulate-cpu exclude each other")
+    from ..profiles import get_profile
+    for p in profiles or ():              # usage errors before any worker starts
+        get_profile(p, "--profile")
     if emulate_cpu:
         wrapper = emulator(emulate_cpu)
         machine = {"model": f"{emulate_cpu} (emulated by qemu-x86_64 on {machine['model']})",
@@ -128,8 +131,9 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
                    "vnni": "vnni" in emulate_cpu.lower() or emulate_cpu.lower() in VNNI_CPU_MODELS}
     elif cpu != "native":
         env = cpu_mask_env(cpu)
-        machine = dict(machine, model=f"{machine['model']} as {cpu} ({CPU_MODELS[cpu]} hidden from CPUID)",
-                       cpu=cpu, hidden=CPU_MODELS[cpu], vnni=False if "vnni" in CPU_MODELS[cpu] else machine["vnni"])
+        hidden = CPU_MODELS[cpu]
+        machine = dict(machine, model=f"{machine['model']} as {cpu} ({hidden} hidden from CPUID)",
+                       cpu=cpu, hidden=hidden, vnni=machine["vnni"] and not hides_vnni(hidden))
     if timeout is None:
         timeout = 300.0 if emulate_cpu else 60.0
     runner = OrtRunner(timeout=timeout, window=8, wrapper=wrapper, env=env,
@@ -138,7 +142,7 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
     try:
         greeting = runner.start()
         measured = greeting.get("u8s8_saturates")
-        if cpu != "native" and measured is False and "vnni" in CPU_MODELS[cpu]:
+        if cpu != "native" and measured is False and hides_vnni(CPU_MODELS[cpu]):
             raise VendorUnavailable(f"--cpu {cpu}: with {CPU_MODELS[cpu]} hidden from CPUID, ONNX Runtime "
                                     "still multiplies u8 x s8 without saturation; masking did not take effect")
         if vnni is None:                  # what this ONNX Runtime does, not what the CPU flags suggest

@@ -263,7 +263,7 @@ def pool_case(rng, i: int) -> Case:
     else:
         h, w = int(rng.integers(kh, kh + 6)), int(rng.integers(kw, kw + 6))
         strides = [int(rng.integers(1, 3)), int(rng.integers(1, 3))]
-        pads = [int(rng.integers(0, kh)), int(rng.integers(0, kw)), int(rng.integers(0, kh)), int(rng.integers(0, kw))]
+        pads = [int(rng.integers(0, k)) for k in (kh, kw, kh, kw)]                   # top, left, bottom, right
         include = i % 3 != 0
     x = values(rng, dt, (n, c, h, w), "extreme" if i % 5 == 4 else "random")          # NCHW
     zx = int(rng.integers(info.min, info.max + 1))
@@ -292,7 +292,8 @@ def pool_case(rng, i: int) -> Case:
             y = g.node("avg_pool2d", [xi], attrs, scale=sy, zero_point=zy)
         g.output(y)
         return g.build(backend="reference")
-    label = f"{dt} x{list(x.shape)} k{kh}x{kw} s{strides} p{pads} include={include} {style}{' whole' if whole else ''}"
+    label = f"{dt} x{list(x.shape)} k{kh}x{kw} s{strides} p{pads} include={include} {style}"
+    label += " whole" if whole else ""
     return Case("QLinearAveragePool", label, model, {"x": x}, build, {"x": x_nhwc},
                 to_ort_layout=lambda y: y.transpose(0, 3, 1, 2))
 
