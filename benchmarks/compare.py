@@ -1,7 +1,7 @@
 """qnnref against vendor int8 runtimes: validate, then time, in one run; one table.
 
     python benchmarks/compare.py [--quick] [--cases gemm,conv,...] [--vendors ort,...]
-                                 [--json OUT] [--markdown]
+                                 [--vendor-cpu native,avx2] [--json OUT] [--markdown]
 
 Cases (benchmarks/_cases.py): gemm, gemv, conv, depthwise, gemm_int4, digits,
 and two measurements of qnnref alone: overhead (Python cost of Model.run on a
@@ -15,6 +15,13 @@ For every case and dtype variant:
    recipe (_cases.recipes()): "exact under R", or how many outputs differ and
    by how many steps;
 4. then everything is timed (median of many runs after warm-up), single thread.
+
+Vendors run twice by default (--vendor-cpu): "[native: ...]" as they run on
+this CPU (with AVX-512 VNNI / AMX where it has them), and "[avx2]" with
+AVX-512, VNNI and AMX hidden from CPUID in the vendor's process
+(qnnref/conform/cpumask.py), i.e. the kernels they run on an AVX2-only CPU
+-- the machine the issue's targets are written for, and the ISA qnnref's
+kernels use.
 
 Only numpy and qnnref are required: a vendor that cannot be imported is
 reported as missing, one that crashes costs its row.
@@ -120,6 +127,22 @@ def measure_ceiling(cpu: dict, workdir: str) -> dict:
 
 # -- vendors -----------------------------------------------------------------------------------
 
+VENDOR_CPUS = ("native", "avx2")
+
+
+def native_label(cpu: dict) -> str:
+    """'native: avx512-vnni/amx' etc.: the int8 features the vendors may use here."""
+    flags = set(cpu["flags"])
+    feats = []
+    if "avx512f" in flags:
+        feats.append("avx512-vnni" if "avx512_vnni" in flags else "avx512")
+    elif "avx_vnni" in flags:
+        feats.append("avx-vnni")
+    if "amx_int8" in flags:
+        feats.append("amx")
+    return "native: " + "/".join(feats) if feats else "native"
+
+
 def worker(args: list[str], timeout: float) -> dict:
     cmd = [sys.executable, os.path.join(HERE, "vendors.py")] + args
     try:
@@ -136,19 +159,22 @@ def worker(args: list[str], timeout: float) -> dict:
         return {"status": "error", "reason": f"unreadable worker output {r.stdout[-200:]!r}"}
 
 
-def probe_vendors(names: list[str]) -> dict:
-    procs = {n: subprocess.Popen([sys.executable, os.path.join(HERE, "vendors.py"), "probe", n],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names}
+def probe_vendors(names: list[str], cpus: list[str]) -> dict:
+    """{(vendor, cpu): probe result} for every vendor under every vendor CPU."""
+    procs = {(n, c): subprocess.Popen([sys.executable, os.path.join(HERE, "vendors.py"), "probe", n, "--cpu", c],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in cpus for n in names}
     out = {}
-    for n, p in procs.items():
+    for key, p in procs.items():
+        n = key[0]
         try:
             so, se = p.communicate(timeout=300)
             why = f"crashed (signal {-p.returncode})" if p.returncode < 0 else f"exit code {p.returncode}"
-            out[n] = json.loads(so.strip().splitlines()[-1]) if p.returncode == 0 else {
+            out[key] = json.loads(so.strip().splitlines()[-1]) if p.returncode == 0 else {
                 "status": "missing", "reason": f"import {why} {se.strip()[-150:]}".strip(), "label": VENDORS[n].label}
         except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
             p.kill()
-            out[n] = {"status": "missing", "reason": f"probe failed: {e}", "label": VENDORS[n].label}
+            out[key] = {"status": "missing", "reason": f"probe failed: {e}", "label": VENDORS[n].label}
     return out
 
 
@@ -214,7 +240,7 @@ def kernel_note(model) -> str:
 
 # -- cases -------------------------------------------------------------------------------------
 
-def run_variant(case, variant, vendors, probes, timing, workdir, ties=False) -> list[dict]:
+def run_variant(case, variant, vendors, probes, timing, workdir, ties=False, cpu_labels=None) -> list[dict]:
     data = make_data(case, variant, ties=ties)
     ops = case.ops
     rows = []
@@ -235,25 +261,27 @@ def run_variant(case, variant, vendors, probes, timing, workdir, ties=False) -> 
         rows.append({"runner": label, "median_s": t, "repeats": n, "gops": ops / t / 1e9,
                      "exactness": "oracle" if model is ref_model else "== reference",
                      "note": "" if model is ref_model else kernel_note(model)})
-    todo = [v for v in vendors if probes[v]["status"] == "ok" and variant in VENDORS[v].variants]
+    # vendors: every vendor CPU in turn ([avx2] rows first: they are the targets)
+    todo = [(v, c) for (v, c), pr in probes.items() if pr["status"] == "ok" and variant in VENDORS[v].variants]
     if not todo:
         return rows
     path = os.path.join(workdir, f"{case.name}_{variant}.npz")
     save_data(data, path)
     refs = {}
-    for v in todo:
-        out = os.path.join(workdir, f"{case.name}_{variant}_{v}.npy")
-        res = worker(["run", v, path, out, "--min-time", str(timing["min_time"]),
+    for v, cpu in todo:
+        out = os.path.join(workdir, f"{case.name}_{variant}_{v}_{cpu}.npy")
+        res = worker(["run", v, path, out, "--cpu", cpu, "--min-time", str(timing["min_time"]),
                       "--min-repeats", str(timing["min_repeats"]), "--max-time", str(timing["max_time"]),
                       "--clock", timing["clock"]],
                      timeout=600)
-        row = {"runner": probes[v]["label"], "vendor": v}
+        row = {"runner": f"{probes[v, cpu]['label']} [{(cpu_labels or {}).get(cpu, cpu)}]", "vendor": v,
+               "vendor_cpu": cpu}
         if res["status"] == "n/a":
             continue
         if res["status"] != "ok":
             row.update(status=res["status"], note=f"{res['status']}: {res.get('reason', '')}"[:120])
             rows.append(row)
-            log(f"  {v}: {row['note']}")
+            log(f"  {v} [{cpu}]: {row['note']}")
             continue
         y = np.load(out)
         if not refs:
@@ -430,6 +458,9 @@ def main(argv=None) -> int:
                    help=f"comma-separated, from {', '.join(list(CASES) + list(EXTRA_CASES))}")
     p.add_argument("--vendors", default=",".join(VENDOR_ORDER), help=f"comma-separated, from {', '.join(VENDOR_ORDER)}"
                    " (empty: none)")
+    p.add_argument("--vendor-cpu", default=",".join(VENDOR_CPUS),
+                   help="comma-separated, from native, avx2 (default both): run the vendors as they run on this "
+                        "CPU, and/or with AVX-512/VNNI/AMX hidden from CPUID (their AVX2 kernels)")
     p.add_argument("--json", metavar="OUT", help="write every measurement as JSON")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
@@ -446,6 +477,11 @@ def main(argv=None) -> int:
     for v in vendors:
         if v not in VENDOR_ORDER:
             p.error(f"unknown vendor {v!r}")
+    vendor_cpus = [c for c in a.vendor_cpu.split(",") if c]
+    for c in vendor_cpus:
+        if c not in VENDOR_CPUS:
+            p.error(f"unknown vendor CPU {c!r}")
+    vendor_cpus = [c for c in ("avx2", "native") if c in vendor_cpus]   # [avx2] rows first
     timing = ({"min_time": 0.2, "min_repeats": 3, "max_time": 5.0} if a.quick
               else {"min_time": 1.0, "min_repeats": 10, "max_time": 20.0})
     timing["clock"] = a.clock
@@ -461,8 +497,10 @@ def main(argv=None) -> int:
         log("measuring the exact-int8 ceiling ...")
         ceiling = measure_ceiling(cpu, workdir)
         report["ceiling"] = ceiling
-        probes = probe_vendors(vendors) if vendors else {}
-        report["vendors"] = probes
+        probes = probe_vendors(vendors, vendor_cpus) if vendors else {}
+        cpu_labels = {"avx2": "avx2", "native": native_label(cpu)}
+        report["vendors"] = {f"{v} [{c}]": pr for (v, c), pr in probes.items()}
+        report["vendor_cpu_labels"] = cpu_labels
         table = []
         for name in cases:
             if name in EXTRA_CASES:
@@ -473,7 +511,7 @@ def main(argv=None) -> int:
                 log(f"{case.title} [{label}] ...")
                 try:
                     rows = run_digits(timing) if case.kind == "model" else \
-                        run_variant(case, variant, vendors, probes, timing, workdir, a.ties)
+                        run_variant(case, variant, vendors, probes, timing, workdir, a.ties, cpu_labels)
                 except CaseAborted as e:
                     log(f"  ABORTED: {e}")
                     report["aborted"].append({"case": name, "variant": variant, "reason": str(e)})
@@ -526,9 +564,13 @@ def describe_machine(report) -> str:
         lines.append(s)
     vs = report.get("vendors", {})
     if vs:
-        ok = [f"{v['label']} {v['version']}" for v in vs.values() if v["status"] == "ok"]
-        missing = [f"{v['label']} ({v['reason']})" for v in vs.values() if v["status"] != "ok"]
-        lines.append("vendors: " + (", ".join(ok) or "none"))
+        labels = report.get("vendor_cpu_labels", {})
+        ok = sorted({f"{v['label']} {v['version']}" for v in vs.values() if v["status"] == "ok"})
+        missing = [f"{key} ({v['reason']})" for key, v in vs.items() if v["status"] != "ok"]
+        lines.append("vendors: " + (", ".join(ok) or "none") + "; each run as "
+                     + " and ".join(f"[{labels.get(c, c)}]" for c in ("avx2", "native")
+                                    if any(k.endswith(f"[{c}]") for k in vs))
+                     + " ([avx2]: AVX-512/VNNI/AMX hidden from CPUID, qnnref/conform/cpumask.py)")
         if missing:
             lines.append("missing: " + "; ".join(missing))
     return "\n".join(lines)

@@ -8,8 +8,15 @@ compare.py never imports a vendor itself: it runs this file as a worker
 subprocess, one per (vendor, case), so that a vendor that aborts (LiteRT can
 SIGABRT) or is not installed costs one row, not the run:
 
-    python benchmarks/vendors.py probe VENDOR              -> one JSON line
-    python benchmarks/vendors.py run VENDOR DATA.npz OUT.npy [--min-time S] [--min-repeats N] [--clock cpu]
+    python benchmarks/vendors.py probe VENDOR [--cpu avx2]   -> one JSON line
+    python benchmarks/vendors.py run VENDOR DATA.npz OUT.npy [--cpu avx2] [--min-time S] [--min-repeats N] [--clock cpu]
+
+``--cpu avx2`` hides AVX-512, VNNI and AMX from CPUID in this worker before
+any vendor library is imported (qnnref/conform/cpumask.py: Linux CPUID
+faulting), so that ONNX Runtime, XNNPACK and fbgemm pick the kernels they
+run on an AVX2-only CPU -- their real code at native speed. When masking is
+unavailable here the worker answers {"status": "missing", "reason":
+"[avx2] unavailable: <why>"}. ``--cpu native`` (default) leaves CPUID alone.
 
 ``run`` prints one JSON line: {"status": "ok", "median_s", "repeats", "note"},
 or {"status": "n/a", "reason"} when the vendor has no such operator/dtype,
@@ -321,6 +328,32 @@ VENDORS = {
 
 # -- worker ------------------------------------------------------------------------------------
 
+#: features hidden from CPUID for ``--cpu avx2`` (cpumask.CPU_MODELS["avx2"])
+CPU_CHOICES = ("native", "avx2")
+
+
+def _mask_cpu(cpu: str) -> str:
+    """Hide the features of ``cpu`` from CPUID in this process; '' on success,
+    else why it is unavailable. Must run before any vendor is imported."""
+    if cpu == "native":
+        return ""
+    try:
+        from qnnref.conform import cpumask
+    except ImportError:                      # a source checkout that is not installed
+        sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        try:
+            from qnnref.conform import cpumask
+        except ImportError as e:
+            return f"qnnref.conform.cpumask cannot be imported: {e}"
+    try:
+        cpumask.enable(cpumask.CPU_MODELS[cpu])
+    except cpumask.CpuMaskUnavailable as e:
+        return str(e)
+    for module in ("onnxruntime", "ai_edge_litert", "torch"):
+        if module in sys.modules:            # too late: it has read CPUID already
+            return f"{module} was imported before CPUID was masked"
+    return ""
+
 def _probe(name):
     v = VENDORS[name]
     try:
@@ -353,6 +386,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     pp = sub.add_parser("probe")
     pp.add_argument("vendor", choices=VENDORS)
+    pp.add_argument("--cpu", choices=CPU_CHOICES, default="native")
     pr = sub.add_parser("run")
     pr.add_argument("vendor", choices=VENDORS)
     pr.add_argument("data")
@@ -361,8 +395,13 @@ def main(argv=None) -> int:
     pr.add_argument("--min-repeats", type=int, default=10)
     pr.add_argument("--max-time", type=float, default=20.0)
     pr.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    pr.add_argument("--cpu", choices=CPU_CHOICES, default="native")
     a = p.parse_args(argv)
-    if a.cmd == "probe":
+    why = _mask_cpu(a.cpu)
+    if why:
+        result = {"status": "missing", "reason": f"[{a.cpu}] unavailable: {why}"[:300],
+                  "label": VENDORS[a.vendor].label}
+    elif a.cmd == "probe":
         result = _probe(a.vendor)
     else:
         result = _run(a.vendor, a.data, a.out, a.min_time, a.min_repeats, a.max_time, a.clock)

@@ -370,3 +370,19 @@ def test_random_depthwise(data):
                             strides=(sh, sw), dilations=(dh, dw), pads=pads, recipe=recipe,
                             bias=data.draw(st.sampled_from([None, "constant"])), s_y=0.02)
     agree(graph, random_x(rng, x_dtype, shape))
+
+
+@pytest.mark.parametrize("recipe", [Recipe(kind="fixed_point", rounding="half_up"),
+                                    Recipe(kind="fixed_point", rounding="half_to_even"),
+                                    Recipe(kind="fixed_point", rounding="half_up", double_round="tosa")],
+                         ids=["fixed-half_up", "fixed-half_to_even", "tosa"])
+def test_per_channel_multipliers_around_one(rng, recipe):
+    # the AVX2 requantization of a row of pixels takes its narrow fixed-point
+    # path only when every channel's multiplier is below 1: mix both sides
+    shape = (1, 4, 5, 37)
+    s_w = rng.uniform(0.001, 0.01, 37)
+    s_w[::3] = 4.0                                # combined scale 0.05 * 4 / 0.05 = 4 > 1
+    for y_dtype in ("int8", "int16"):
+        graph = depthwise_graph(rng, shape, (3, 3), zx=3, s_w=s_w, y_dtype=y_dtype, zy=-2, recipe=recipe,
+                                pads=(1, 1, 1, 1))
+        agree(graph, random_x(rng, "int8", shape))

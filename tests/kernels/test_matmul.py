@@ -270,3 +270,46 @@ def test_property(seed, a_dtype, b_dtype, y_dtype, m, k, n, batch, per_column, b
                              b=values(rng, b_dtype, b_shape, kind))
     inputs["a"] = values(rng, a_dtype, batch + (m, k), kind)
     check(g, inputs)
+
+
+# ---------------------------------------------------------------------------
+# The tile-wide requantization (requantize_rows): per-column multipliers on
+# both sides of 1 (the AVX2 narrow fixed-point path needs every shift <= 0
+# in the range it requantizes, else the 64-bit path runs), and quotients
+# near the int32 limits on the narrow path
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("recipe", RECIPES[:1] + RECIPES[-5:-2],
+                         ids=lambda r: f"{r.kind}-{r.rounding}-{r.double_round}")
+@pytest.mark.parametrize("above_one", ["none", "some", "all"])
+def test_tile_requantization_multipliers_around_one(rng, recipe, above_one):
+    n, k = 40, 23
+    s_b = rng.uniform(0.001, 0.01, n).astype(np.float32)
+    # combined scale s_a * s_b / s_y: below 1 except on the chosen columns
+    s_y = float(np.max(s_b)) * 0.02 * 20.0
+    if above_one != "none":
+        cols = slice(None) if above_one == "all" else slice(3, n, 4)
+        s_b[cols] = np.float32(s_y / 0.02 * 1.7)
+    g = GraphBuilder()
+    a = g.input("a", "uint8", (13, k), scale=0.02, zero_point=7)
+    b = g.constant("b", values(rng, "int8", (k, n)), dtype="int8", scale=s_b, zero_point=0, axis=1)
+    y = g.node("matmul", [a, b], {"dtype": "int16", "recipe": recipe.to_dict()}, scale=s_y, zero_point=-3)
+    g.output(y)
+    check(g.graph(), {"a": values(rng, "uint8", (13, k))})
+
+
+@pytest.mark.parametrize("y_dtype", ["int8", "int16"])
+def test_narrow_requantization_near_int32_limits(rng, y_dtype):
+    # |acc| up to ~1.06e9 (K = 32768, extreme values) with a multiplier just
+    # below 1: shift 0, quotients near +-2^30 on the 32-bit clamp path
+    m, k, n = 7, 32768, 17
+    a_vals = rng.choice(np.array([0, 255], np.uint8), (m, k))
+    b_vals = rng.choice(np.array([-127, 127], np.int8), (k, n))
+    b_vals[:, 0] = 127                       # column 0: all positive, acc ~ +255 * 127 * K / 2
+    g = GraphBuilder()
+    ai = g.input("a", "uint8", (m, k), scale=0.5, zero_point=0)
+    bi = g.constant("b", b_vals, dtype="int8", scale=np.full(n, 0.25, np.float32), zero_point=0, axis=1)
+    y = g.node("matmul", [ai, bi], {"dtype": y_dtype}, scale=0.125 * 1.0001, zero_point=1)
+    g.output(y)
+    a_vals[0] = 255
+    check(g.graph(), {"a": a_vals})

@@ -22,8 +22,8 @@
 //   (rq::round8/round4), then the exact clamp-and-offset in doubles
 //   (rq::FloatFinish).
 //
-// Per-channel parameters (channel ch0 + i) are loaded 8 at a time; the
-// remainder n % 8 runs the scalar code. Every block is instantiated per
+// Per-channel parameters (channel ch0 + i) are loaded 8 at a time (once for
+// all rows of a requantize_rows call); the remainder n % 8 runs the scalar code. Every block is instantiated per
 // rounding mode and per-channel-ness, so the hot loops carry no branches.
 #include <type_traits>
 
@@ -103,17 +103,41 @@ inline __m256i merge_even_odd(__m256i even, __m256i odd) {
 
 // double_round none (any mode) or tosa (then M is ignored: half up plus the
 // +-2^30 nudge for s > 31 by the sign of acc, as arith.h).
-template <Rounding M, bool PerChannel, bool Tosa>
+//
+// Narrow (see narrow_usable): every shift s is >= 31 and the output dtype
+// is at most 16 bits. Then the quotient q = floor((acc * M + b) / 2^s) fits
+// int32: 0 <= M < 2^31 and |acc| <= 2^31 give -2^62 < acc * M < 2^62 - 2^32,
+// the bias b is in [0, 2^s) (round_bias; tosa: 2^(s-1) +- 2^30, s > 31), so
+// -2^31 <= q < 2^31. Its low 32 bits are q itself, and the clamp to
+// [lo - zp, hi - zp] (both within +-2^17) and the + zp are done on int32
+// lanes (VPMAXSD / VPMINSD / VPADDD) instead of the 64-bit compares and
+// blends: the same value.
+template <Rounding M, bool PerChannel, bool Tosa, bool Narrow = false>
 struct FixedPointSingle {
   const Requant& p;
   __m256i m;          // per tensor: the multiplier in every lane
   PotLanes k;         // per tensor: the division constants
   __m256i zp64, lo64, hi64;
+  __m256i zp32, lo_minus_zp32, hi_minus_zp32;   // Narrow only
+
+  // Whether Narrow applies to channels ch0 .. ch0 + n - 1 with this output dtype.
+  static bool narrow_usable(const Requant& p, int64_t ch0, int64_t n, int32_t out_dtype) {
+    if (out_dtype == DT_INT32) return false;
+    const int64_t first = p.per_channel ? ch0 : 0, count = p.per_channel ? n : 1;
+    for (int64_t c = first; c < first + count; ++c) {
+      if (p.shift[c] > 0 || p.multiplier[c] < 0) return false;   // s = 31 - shift >= 31, M >= 0
+    }
+    return true;
+  }
 
   explicit FixedPointSingle(const Requant& req) : p(req) {
-    zp64 = _mm256_set1_epi64x(p.zero_point);
+    // Narrow: the zero point is added after the 32-bit clamp, not in the 64-bit lanes
+    zp64 = _mm256_set1_epi64x(Narrow ? 0 : p.zero_point);
     lo64 = _mm256_set1_epi64x(p.lo);
     hi64 = _mm256_set1_epi64x(p.hi);
+    zp32 = _mm256_set1_epi32(p.zero_point);
+    lo_minus_zp32 = _mm256_set1_epi32(Narrow ? p.lo - p.zero_point : 0);
+    hi_minus_zp32 = _mm256_set1_epi32(Narrow ? p.hi - p.zero_point : 0);
     m = _mm256_set1_epi32(p.multiplier[0]);
     k = pot_lanes(_mm256_set1_epi64x(31 - p.shift[0]), zp64);
   }
@@ -128,19 +152,34 @@ struct FixedPointSingle {
     } else {
       bias = round_bias<M>(prod, kk);
     }
-    return clamp64(floor_shift_add_zp(_mm256_add_epi64(prod, bias), kk), lo64, hi64);
+    const __m256i q = floor_shift_add_zp(_mm256_add_epi64(prod, bias), kk);
+    return Narrow ? q : clamp64(q, lo64, hi64);   // Narrow: clamped on int32 lanes after merging
   }
 
-  __m256i operator()(__m256i acc, int64_t c) const {
-    __m256i mult = m;
-    PotLanes ke = k, ko = k;
+  // The constants of channels c .. c + 7 (the same in every lane per tensor).
+  struct Lanes {
+    __m256i mult;
+    PotLanes ke, ko;   // even and odd lanes
+  };
+  [[gnu::always_inline]] Lanes lanes(int64_t c) const {
     if constexpr (PerChannel) {
-      mult = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.multiplier + c));
       const __m256i total = _mm256_sub_epi32(_mm256_set1_epi32(31),
                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.shift + c)));
-      ke = pot_lanes(_mm256_and_si256(total, _mm256_set1_epi64x(0xFFFFFFFF)), zp64);
-      ko = pot_lanes(_mm256_srli_epi64(total, 32), zp64);
+      return Lanes{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.multiplier + c)),
+                   pot_lanes(_mm256_and_si256(total, _mm256_set1_epi64x(0xFFFFFFFF)), zp64),
+                   pot_lanes(_mm256_srli_epi64(total, 32), zp64)};
+    } else {
+      (void)c;
+      return Lanes{m, k, k};
     }
+  }
+
+  [[gnu::always_inline]] __m256i operator()(__m256i acc, int64_t c) const { return apply(acc, lanes(c)); }
+
+  [[gnu::always_inline]] __m256i apply(__m256i acc, const Lanes& l) const {
+    const __m256i mult = l.mult;
+    const PotLanes& ke = l.ke;
+    const PotLanes& ko = l.ko;
     // exact products: |acc * M| <= 2^62 (mul_epi32 sign-extends the low halves)
     const __m256i prod_even = _mm256_mul_epi32(acc, mult);
     const __m256i prod_odd = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), _mm256_srli_epi64(mult, 32));
@@ -150,7 +189,11 @@ struct FixedPointSingle {
       sign_even = _mm256_shuffle_epi32(sg, 0xA0);     // lanes 0,0,2,2 (per 128-bit half)
       sign_odd = _mm256_shuffle_epi32(sg, 0xF5);      // lanes 1,1,3,3
     }
-    return merge_even_odd(half_lanes(prod_even, sign_even, ke), half_lanes(prod_odd, sign_odd, ko));
+    const __m256i y = merge_even_odd(half_lanes(prod_even, sign_even, ke), half_lanes(prod_odd, sign_odd, ko));
+    if constexpr (Narrow) {
+      return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(y, lo_minus_zp32), hi_minus_zp32), zp32);
+    }
+    return y;
   }
 
   bool failed() const { return false; }
@@ -228,14 +271,25 @@ struct Gemmlowp {
     zp = _mm256_set1_epi32(p.zero_point);
   }
 
-  __m256i operator()(__m256i acc, int64_t c) {
-    __m256i mult = m, l = left, r = right;
+  struct Lanes {
+    __m256i mult, left, right;
+  };
+  [[gnu::always_inline]] Lanes lanes(int64_t c) const {
     if constexpr (PerChannel) {
-      mult = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.multiplier + c));
       const __m256i sh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.shift + c));
-      l = _mm256_max_epi32(sh, _mm256_setzero_si256());
-      r = _mm256_max_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), sh), _mm256_setzero_si256());
+      return Lanes{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.multiplier + c)),
+                   _mm256_max_epi32(sh, _mm256_setzero_si256()),
+                   _mm256_max_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), sh), _mm256_setzero_si256())};
+    } else {
+      (void)c;
+      return Lanes{m, left, right};
     }
+  }
+
+  [[gnu::always_inline]] __m256i operator()(__m256i acc, int64_t c) { return apply(acc, lanes(c)); }
+
+  [[gnu::always_inline]] __m256i apply(__m256i acc, const Lanes& lc) {
+    const __m256i mult = lc.mult, l = lc.left, r = lc.right;
     // acc * 2^left must fit int32 (REQUIRE): shifting back must give acc
     const __m256i scaled = _mm256_sllv_epi32(acc, l);
     overflow = _mm256_or_si256(overflow, _mm256_xor_si256(_mm256_srav_epi32(scaled, l), acc));
@@ -258,8 +312,16 @@ struct Float32 {
   explicit Float32(const Requant& req)
       : p(req), real(_mm256_set1_ps(req.real_f32[0])), finish(req.zero_point, req.lo, req.hi) {}
 
-  __m256i operator()(__m256i acc, int64_t c) const {
-    const __m256 r = PerChannel ? _mm256_loadu_ps(p.real_f32 + c) : real;
+  struct Lanes {
+    __m256 r;
+  };
+  [[gnu::always_inline]] Lanes lanes(int64_t c) const {
+    return Lanes{PerChannel ? _mm256_loadu_ps(p.real_f32 + c) : real};
+  }
+  [[gnu::always_inline]] __m256i operator()(__m256i acc, int64_t c) const { return apply(acc, lanes(c)); }
+
+  [[gnu::always_inline]] __m256i apply(__m256i acc, const Lanes& l) const {
+    const __m256 r = l.r;
     // int32 -> float32 rounds to nearest even (MXCSR default), as static_cast
     return finish(round8<M>(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), r)));
   }
@@ -274,9 +336,17 @@ struct Float64 {
   explicit Float64(const Requant& req)
       : p(req), real(_mm256_set1_pd(req.real_f64[0])), finish(req.zero_point, req.lo, req.hi) {}
 
-  __m256i operator()(__m256i acc, int64_t c) const {
-    const __m256d r0 = PerChannel ? _mm256_loadu_pd(p.real_f64 + c) : real;
-    const __m256d r1 = PerChannel ? _mm256_loadu_pd(p.real_f64 + c + 4) : real;
+  struct Lanes {
+    __m256d r0, r1;   // channels c .. c + 3 and c + 4 .. c + 7
+  };
+  [[gnu::always_inline]] Lanes lanes(int64_t c) const {
+    return Lanes{PerChannel ? _mm256_loadu_pd(p.real_f64 + c) : real,
+                 PerChannel ? _mm256_loadu_pd(p.real_f64 + c + 4) : real};
+  }
+  [[gnu::always_inline]] __m256i operator()(__m256i acc, int64_t c) const { return apply(acc, lanes(c)); }
+
+  [[gnu::always_inline]] __m256i apply(__m256i acc, const Lanes& l) const {
+    const __m256d r0 = l.r0, r1 = l.r1;
     const __m256d a0 = _mm256_cvtepi32_pd(_mm256_castsi256_si128(acc));      // exact
     const __m256d a1 = _mm256_cvtepi32_pd(_mm256_extracti128_si256(acc, 1));
     const __m128i y0 = finish(round4<M>(_mm256_mul_pd(a0, r0)));
@@ -290,57 +360,82 @@ struct Float64 {
 // The row loop and the dispatch
 // ---------------------------------------------------------------------------
 
+// Rows r < rows of n8 (a multiple of 8) columns: columns outer, so that the
+// constants of channels ch0 + i .. + 7 (Block::lanes: loads, and for fixed
+// point the shift constants) are set up once for all rows.
 template <class Block, typename T>
-bool run_blocks(Block& block, const int32_t* acc, int64_t n8, int64_t ch0, T* out) {
+bool run_blocks(Block& block, const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t n8, int64_t ch0, T* out,
+                int64_t ld_out) {
   for (int64_t i = 0; i < n8; i += 8) {
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + i));
-    store8(out + i, block(a, ch0 + i));
+    const typename Block::Lanes lanes = block.lanes(ch0 + i);
+    for (int64_t r = 0; r < rows; ++r) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + r * ld_acc + i));
+      store8(out + r * ld_out + i, block.apply(a, lanes));
+    }
   }
   return block.failed();
 }
 
 template <class Block>
-Status run_row(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, int32_t out_dtype, void* out) {
+Status run_rows(const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t n, const Requant& p, int64_t ch0,
+                int32_t out_dtype, void* out, int64_t ld_out) {
   Block block(p);
   const int64_t n8 = n - n % 8;
   bool failed;
   switch (out_dtype) {
     case DT_INT8:
-    case DT_INT4: failed = run_blocks(block, acc, n8, ch0, static_cast<int8_t*>(out)); break;
+    case DT_INT4: failed = run_blocks(block, acc, ld_acc, rows, n8, ch0, static_cast<int8_t*>(out), ld_out); break;
     case DT_UINT8:
-    case DT_UINT4: failed = run_blocks(block, acc, n8, ch0, static_cast<uint8_t*>(out)); break;
-    case DT_INT16: failed = run_blocks(block, acc, n8, ch0, static_cast<int16_t*>(out)); break;
-    default: failed = run_blocks(block, acc, n8, ch0, static_cast<int32_t*>(out)); break;
+    case DT_UINT4: failed = run_blocks(block, acc, ld_acc, rows, n8, ch0, static_cast<uint8_t*>(out), ld_out); break;
+    case DT_INT16: failed = run_blocks(block, acc, ld_acc, rows, n8, ch0, static_cast<int16_t*>(out), ld_out); break;
+    default: failed = run_blocks(block, acc, ld_acc, rows, n8, ch0, static_cast<int32_t*>(out), ld_out); break;
   }
-  // the remainder: the scalar definition itself
-  void* tail_out = static_cast<char*>(out) + n8 * dtype_bytes(out_dtype);
-  const Status tail = scalar::requantize_row(acc + n8, n - n8, p, ch0 + n8, out_dtype, tail_out);
+  // the remainder of each row: the scalar definition itself
+  const int64_t bytes = dtype_bytes(out_dtype);
+  int32_t tail = STATUS_OK;
+  for (int64_t r = 0; r < rows && n8 < n; ++r) {
+    void* tail_out = static_cast<char*>(out) + (r * ld_out + n8) * bytes;
+    tail |= scalar::requantize_row(acc + r * ld_acc + n8, n - n8, p, ch0 + n8, out_dtype, tail_out);
+  }
   return failed || tail != STATUS_OK ? STATUS_NEEDS_REFERENCE : STATUS_OK;
 }
 
 template <bool PC>
-Status dispatch(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, int32_t out_dtype, void* out) {
+Status dispatch(const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t n, const Requant& p, int64_t ch0,
+                int32_t out_dtype, void* out, int64_t ld_out) {
   if (p.kind == FIXED_POINT) {
+    const bool narrow = FixedPointSingle<HALF_UP, PC, false>::narrow_usable(p, ch0, n, out_dtype);
     if (p.double_round == DOUBLE_ROUND_TOSA) {
-      return run_row<FixedPointSingle<HALF_UP, PC, true>>(acc, n, p, ch0, out_dtype, out);
+      if (narrow) {
+        return run_rows<FixedPointSingle<HALF_UP, PC, true, true>>(acc, ld_acc, rows, n, p, ch0, out_dtype, out,
+                                                                   ld_out);
+      }
+      return run_rows<FixedPointSingle<HALF_UP, PC, true>>(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
     }
     if (p.double_round == DOUBLE_ROUND_GEMMLOWP) {
-      if (!Gemmlowp<HALF_UP, PC>::usable(p)) return scalar::requantize_row(acc, n, p, ch0, out_dtype, out);
+      if (!Gemmlowp<HALF_UP, PC>::usable(p)) {
+        return scalar::requantize_rows(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
+      }
       return with_mode(p.rounding, [&](auto mode) {
-        return run_row<Gemmlowp<decltype(mode)::value, PC>>(acc, n, p, ch0, out_dtype, out);
+        return run_rows<Gemmlowp<decltype(mode)::value, PC>>(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
       });
     }
     return with_mode(p.rounding, [&](auto mode) {
-      return run_row<FixedPointSingle<decltype(mode)::value, PC, false>>(acc, n, p, ch0, out_dtype, out);
+      if (narrow) {
+        return run_rows<FixedPointSingle<decltype(mode)::value, PC, false, true>>(acc, ld_acc, rows, n, p, ch0,
+                                                                                  out_dtype, out, ld_out);
+      }
+      return run_rows<FixedPointSingle<decltype(mode)::value, PC, false>>(acc, ld_acc, rows, n, p, ch0, out_dtype,
+                                                                          out, ld_out);
     });
   }
   if (p.float_dtype == FLOAT32) {
     return with_mode(p.rounding, [&](auto mode) {
-      return run_row<Float32<decltype(mode)::value, PC>>(acc, n, p, ch0, out_dtype, out);
+      return run_rows<Float32<decltype(mode)::value, PC>>(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
     });
   }
   return with_mode(p.rounding, [&](auto mode) {
-    return run_row<Float64<decltype(mode)::value, PC>>(acc, n, p, ch0, out_dtype, out);
+    return run_rows<Float64<decltype(mode)::value, PC>>(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
   });
 }
 
@@ -355,8 +450,15 @@ Status requantize_tensor(const void* x, int32_t x_dtype, int64_t n, int64_t mid,
 Status requantize_row(const int32_t* acc, int64_t n, const Requant& p, int64_t ch0, int32_t out_dtype,
                       void* out) {
   if (n < 8) return scalar::requantize_row(acc, n, p, ch0, out_dtype, out);
-  return p.per_channel ? dispatch<true>(acc, n, p, ch0, out_dtype, out)
-                       : dispatch<false>(acc, n, p, ch0, out_dtype, out);
+  return p.per_channel ? dispatch<true>(acc, n, 1, n, p, ch0, out_dtype, out, n)
+                       : dispatch<false>(acc, n, 1, n, p, ch0, out_dtype, out, n);
+}
+
+Status requantize_rows(const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t n, const Requant& p, int64_t ch0,
+                       int32_t out_dtype, void* out, int64_t ld_out) {
+  if (n < 8 || rows <= 0) return scalar::requantize_rows(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
+  return p.per_channel ? dispatch<true>(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out)
+                       : dispatch<false>(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
 }
 
 }  // namespace avx2

@@ -27,8 +27,9 @@
 // Blocking: A is packed MC rows at a time (a block that stays in L2); B is
 // walked in chunks of panels (<= ~768 KB, L2); for each MR-row tile of the
 // A block, all panels of the chunk are multiplied (the tile's A rows stay in
-// L1) into a row-block accumulator, which is then finished and requantized
-// row by row (requantize_row of this ISA).
+// L1) into a row-block accumulator, which is then finished row by row and
+// requantized as one tile (requantize_rows of this ISA: each 8 channels'
+// constants set up once for the tile's rows) while it is still in L1.
 
 // Working memory of one thread's share (gemm_driver.h's `work`). The calling
 // thread keeps its copy between calls (thread_local), so a model run does
@@ -94,7 +95,7 @@ Status gemm(const Im2col& rows, int64_t m, const PackedB& b, const GemmOutput& o
     uint8_t* a_block = grow(scratch.a_block, block * lda);
     int32_t* rowsum = grow(scratch.rowsum, block);
     int32_t* dot = grow(scratch.dot, GEMM_MR * ldc);
-    int32_t* acc = grow(scratch.acc, ldc);
+    int32_t* acc = grow(scratch.acc, GEMM_MR * ldc);
     Segment* segments = grow(scratch.segments, max_segments);
     for (int64_t mb = r0; mb < r1; mb += block) {
       const int64_t mrows = block < r1 - mb ? block : r1 - mb;
@@ -115,20 +116,20 @@ Status gemm(const Im2col& rows, int64_t m, const PackedB& b, const GemmOutput& o
             run_tile(format, tile_rows, a_block + rb * lda, lda, b.data + p * panel_bytes, k_pad,
                      dot + (p - pc) * GEMM_NR, ldc);
           }
-          // Step 3: zero-point corrections and bias, then requantization.
+          // Step 3: zero-point corrections and bias of each tile row (an
+          // overflow makes the whole call fall back to the reference, so
+          // the values written are then irrelevant) ...
           for (int64_t r = 0; r < tile_rows; ++r) {
-            const int64_t row = mb + rb + r;
             const bool overflow = finish_row(dot + r * ldc, ncols, rowsum[rb + r],
                                              b.any_row_coef ? b.row_coef + n0 : nullptr, b.col_term + n0,
-                                             out.bias ? out.bias + n0 : nullptr, acc);
-            if (overflow) {
-              status.store(STATUS_NEEDS_REFERENCE, std::memory_order_relaxed);
-              continue;
-            }
-            uint8_t* dst = static_cast<uint8_t*>(out.out) + (row * out.ld + n0) * itemsize;
-            if (requantize_row(acc, ncols, *out.requant, out.channel0 + n0, out.out_dtype, dst) != STATUS_OK) {
-              status.store(STATUS_NEEDS_REFERENCE, std::memory_order_relaxed);
-            }
+                                             out.bias ? out.bias + n0 : nullptr, acc + r * ldc);
+            if (overflow) status.store(STATUS_NEEDS_REFERENCE, std::memory_order_relaxed);
+          }
+          // ... then the requantization of the tile's rows at once.
+          uint8_t* dst = static_cast<uint8_t*>(out.out) + ((mb + rb) * out.ld + n0) * itemsize;
+          if (requantize_rows(acc, ldc, tile_rows, ncols, *out.requant, out.channel0 + n0, out.out_dtype, dst,
+                              out.ld) != STATUS_OK) {
+            status.store(STATUS_NEEDS_REFERENCE, std::memory_order_relaxed);
           }
         }
       }

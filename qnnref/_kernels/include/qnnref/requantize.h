@@ -20,12 +20,40 @@ Status requantize_row(const int32_t* acc, int64_t n, const Requant& p, int64_t c
                       void* out);
 }
 
+// requantize_rows: `rows` rows of n accumulators, row r at acc + r * ld_acc,
+// into out + r * ld_out (elements of out_dtype), each exactly as
+// requantize_row(acc + r * ld_acc, n, p, ch0, out_dtype, ...) -- column i
+// of every row uses channel ch0 + i. The AVX2 version sets up the
+// constants of 8 channels once for all rows (per-channel GEMM tiles,
+// depthwise pixels). Returns STATUS_NEEDS_REFERENCE if some element failed.
+namespace scalar {
+static inline Status requantize_rows(const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t n, const Requant& p,
+                                     int64_t ch0, int32_t out_dtype, void* out, int64_t ld_out) {
+  const int64_t bytes = out_dtype == DT_INT16 ? 2 : (out_dtype == DT_INT32 ? 4 : 1);
+  int32_t status = STATUS_OK;
+  for (int64_t r = 0; r < rows; ++r) {
+    status |= requantize_row(acc + r * ld_acc, n, p, ch0, out_dtype, static_cast<char*>(out) + r * ld_out * bytes);
+  }
+  return Status(status);
+}
+}  // namespace scalar
+namespace avx2 {
+Status requantize_rows(const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t n, const Requant& p, int64_t ch0,
+                       int32_t out_dtype, void* out, int64_t ld_out);
+}
+
 // The dispatcher Cython calls: the ISA is an explicit argument (an Isa code);
 // returns a Status code.
 static inline int32_t requantize_row(int32_t isa, const int32_t* acc, int64_t n, const Requant& p, int64_t ch0,
                              int32_t out_dtype, void* out) {
   return isa == ISA_AVX2 ? avx2::requantize_row(acc, n, p, ch0, out_dtype, out)
                          : scalar::requantize_row(acc, n, p, ch0, out_dtype, out);
+}
+
+static inline int32_t requantize_rows(int32_t isa, const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t n,
+                                      const Requant& p, int64_t ch0, int32_t out_dtype, void* out, int64_t ld_out) {
+  return isa == ISA_AVX2 ? avx2::requantize_rows(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out)
+                         : scalar::requantize_rows(acc, ld_acc, rows, n, p, ch0, out_dtype, out, ld_out);
 }
 
 // ---------------------------------------------------------------------------
