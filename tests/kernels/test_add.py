@@ -11,62 +11,19 @@ from conftest import assert_all_backends_agree, needs_kernels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qnnref import GraphBuilder, Recipe, dtypes
-from qnnref.arith import ROUNDING_MODES
+from qnnref import Recipe, dtypes
 from qnnref.interpreter import Model
+
+from . import binary_cases
+from .binary_cases import BROADCASTS, CASES, RECIPES, all_pairs, extreme, rid
 
 pytestmark = needs_kernels
 
 OP = "add"
 
-RECIPES = (
-    [Recipe(kind="fixed_point", rounding=m) for m in ROUNDING_MODES]
-    + [Recipe(kind="fixed_point", rounding=m, double_round="gemmlowp") for m in ROUNDING_MODES]
-    + [Recipe(kind="fixed_point", rounding="half_up", double_round="tosa"),
-       Recipe(kind="fixed_point", rounding="half_to_even", scale_dtype="float32")]
-    + [Recipe(kind="float", rounding=m, float_dtype="float32", scale_dtype="float32") for m in ROUNDING_MODES]
-    + [Recipe(kind="float", rounding=m, float_dtype="float64", scale_dtype="float64") for m in ROUNDING_MODES]
-)
 
-
-def rid(r: Recipe) -> str:
-    return f"{r.kind}-{r.double_round if r.kind == 'fixed_point' else r.float_dtype}-{r.rounding}"
-
-
-def build(dtype, a_shape, b_shape, qa, qb, qy, recipe=None, act=(None, None)):
-    g = GraphBuilder()
-    a = g.input("a", dtype, a_shape, scale=qa[0], zero_point=qa[1])
-    b = g.input("b", dtype, b_shape, scale=qb[0], zero_point=qb[1])
-    attrs = {}
-    if recipe is not None:
-        attrs["recipe"] = recipe.to_dict()
-    if act[0] is not None:
-        attrs["act_min"] = act[0]
-    if act[1] is not None:
-        attrs["act_max"] = act[1]
-    y = g.node(OP, [a, b], attrs, scale=qy[0], zero_point=qy[1], name="n")
-    g.output(y)
-    return g.build()
-
-
-def all_pairs(dtype):
-    dt = dtypes.get(dtype)
-    v = np.arange(dt.min, dt.max + 1)
-    return {"a": np.repeat(v, v.size).astype(dt.numpy), "b": np.tile(v, v.size).astype(dt.numpy)}
-
-
-def extreme(dtype, kind):
-    dt = dtypes.get(dtype)
-    return {"min": dt.min, "max": dt.max, "mid": (dt.min + dt.max + 1) // 2}[kind]
-
-
-# (s_a, zp_a, s_b, zp_b, s_y, zp_y): zero points as "min" / "max" / "mid"
-CASES = [
-    (0.05, "mid", 0.05, "mid", 0.1, "mid"),          # equal scales
-    (0.0123, "min", 0.0456, "max", 0.0789, "max"),   # unequal, extreme zero points
-    (0.5, "max", 0.001, "min", 0.002, "min"),        # very different scales: saturation
-    (1 / 3, "mid", 1 / 7, "min", 1 / 5, "mid"),      # inexact ratios, ties under some recipes
-]
+def build(*args, **kwargs):
+    return binary_cases.build(OP, *args, **kwargs)
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=rid)
@@ -90,13 +47,6 @@ def test_int16(recipe, rng):
     for qa, qb, qy in [((0.001, dt.min), (0.002, dt.max), (0.003, 0)), ((2.0**-10, 0), (2.0**-10, 0), (2.0**-9, 5))]:
         model = build("int16", (n,), (n,), qa, qb, qy, recipe)
         assert_all_backends_agree(model, {"a": a.astype(np.int16), "b": b.astype(np.int16)}, threads=(1, 2))
-
-
-BROADCASTS = [
-    ((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 4)), ((1,), (2, 2)), ((2, 3, 1), (3, 2)), ((), (4,)),
-    ((5, 3, 4, 6), (3, 1, 1)), ((5, 3, 4, 6), (1, 3, 4, 1)), ((70, 300), (300,)), ((70, 300), (70, 1)),
-    ((1, 1), (37, 41)), ((17,), ()), ((0, 3), (3,)), ((4, 5, 1), (5, 3)), ((), ()), ((), (1,)),
-]
 
 
 @pytest.mark.parametrize("a_shape,b_shape", BROADCASTS)
