@@ -123,21 +123,12 @@ def test_imported_model_saves_and_loads(tmp_path):
     assert loaded.metadata["source"]["opset"] >= 13
 
 
-def ort_profile_here() -> str:
-    """The ONNX Runtime profile of this process's CPU: ort-cpu-x86 where ORT
-    sums u8 x s8 in saturated int16 pairs (AVX2, AVX-512 without VNNI), else
-    ort-cpu-x86-vnni (measured, as the conformance worker does)."""
-    import onnx
-    from qnnref.conform.worker import u8s8_saturates
-    return "ort-cpu-x86" if u8s8_saturates(ort, onnx) else "ort-cpu-x86-vnni"
-
-
 @needs_profile("ort-cpu-x86")
 @pytest.mark.parametrize("fmt,act,wt,per_channel", [c for c in CONFIGS if c[1:3] != ("u8", "u8")])
 def test_quantize_static_digits_bit_exact_under_ort_profile(tmp_path, fmt, act, wt, per_channel):
     images, _ = digits_images()
     qm = ort_quantize(tmp_path, digits_float_model(), images, fmt, act, wt, per_channel)
-    worst, _ = compare(qm, import_onnx(qm, profile=ort_profile_here()), images)
+    worst, _ = compare(qm, import_onnx(qm, profile=ort_harness.native_profile()), images)
     assert worst == 0
 
 
