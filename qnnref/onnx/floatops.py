@@ -593,6 +593,34 @@ def softmax(imp: Importer, node: OnnxNode) -> None:
     imp.bind(node.outputs[0], Tensor(out, layout.identity(rank)))
 
 
+def float_average(imp: Importer, node: OnnxNode) -> None:
+    """GlobalAveragePool / ReduceMean of float values as ``float_mean``, in
+    the input's layout (the averaged axes renumbered in it)."""
+    x = float_value(imp, node, 0, "input")
+    if isinstance(x, np.ndarray):
+        raise Refused(f"{node.where()}: a constant input is not supported")
+    rank = len(imp.shape(x))
+    if node.op_type == "GlobalAveragePool":
+        axes, keepdims = list(range(2, rank)), True
+    else:
+        axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const(node, 1, "axes")
+        if axes is None:
+            if node.attr("noop_with_empty_axes", 0):
+                raise Refused(f"{node.where()}: noop_with_empty_axes is not supported")
+            axes = range(rank)
+        keepdims = bool(node.attr("keepdims", 1))
+    axes = sorted({layout.normalize_axis(int(a), rank, node.where()) for a in np.asarray(list(axes)).reshape(-1)})
+    if not axes:
+        raise Refused(f"{node.where()}: no axis to average over")
+    if keepdims:
+        perm = x.perm
+    else:                                 # the kept axes, in the input's layout, renumbered
+        kept = [a for a in range(rank) if a not in axes]
+        perm = tuple(kept.index(a) for a in x.perm if a in kept)
+    _bind_float(imp, node, "float_mean", [x.name],
+                {"axes": sorted(x.perm.index(a) for a in axes), "keepdims": keepdims}, perm)
+
+
 # ---------------------------------------------------------------------------
 # Registration
 # ---------------------------------------------------------------------------
@@ -606,6 +634,8 @@ for _op in (*_UNARY, "Clip"):
     _route(_op, float_unary)
 _route("BatchNormalization", batch_normalization)
 _route("Softmax", softmax)
+_route("GlobalAveragePool", float_average)
+_route("ReduceMean", float_average)
 
 
 # ---------------------------------------------------------------------------

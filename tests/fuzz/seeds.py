@@ -149,7 +149,7 @@ def seed_float_recipe() -> Graph:
 def seed_float_ops() -> Graph:
     """The float32 operators, as an imported ONNX graph chains them:
     dequantize -> float_conv2d (bias, blocks) -> float_elementwise (mul, add,
-    relu, clip, sigmoid) -> float_matmul (Gemm's bias first) -> float_softmax
+    relu, clip, sigmoid, sub of the float_mean) -> float_matmul (Gemm's bias first) -> float_softmax
     -> quantize."""
     rng = np.random.default_rng(6)
     b = GraphBuilder(profile="qnnref", description="float seed")
@@ -162,6 +162,8 @@ def seed_float_ops() -> Graph:
     y = b.node("float_elementwise", [y], {"function": "clip", "min": -3.0, "max": 6.0}, name="fclip")
     y = b.node("float_elementwise", [y, y], {"function": "add"}, name="fadd")
     y = b.node("float_elementwise", [y], {"function": "sigmoid"}, name="fsig")
+    m = b.node("float_mean", [y], {"axes": [1, 2], "keepdims": True}, name="fmean")
+    y = b.node("float_elementwise", [y, m], {"function": "sub"}, name="fcenter")
     y = b.node("reshape", [y], {"shape": [3, 20]}, name="flat")
     y = b.node("float_matmul", [y, b.constant("fm", rng.standard_normal((20, 6)).astype(np.float32)),
                                 b.constant("fc", rng.standard_normal(6).astype(np.float32))],

@@ -457,6 +457,12 @@ def single_node_graphs(draw):
         attrs = {"function": function}
         if function == "clip":
             attrs.update(min=draw(st.sampled_from([-1.0, 0.0])), max=draw(st.sampled_from([0.0, 6.0])))
+    elif op_name == "float_mean":
+        shape = dims(draw, draw(st.integers(1, 3)), 1)
+        ins = [tensor("float32", shape)]
+        axes = draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=len(shape),
+                             unique_by=lambda a: a % len(shape)))
+        attrs = {"axes": axes, "keepdims": draw(st.booleans())}
     elif op_name == "float_softmax":
         shape = dims(draw, draw(st.integers(1, 3)), 0 if draw(st.integers(0, 5)) == 0 else 1)
         ins = [tensor("float32", shape)]
