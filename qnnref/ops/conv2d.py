@@ -122,6 +122,47 @@ def _check_ints(ctx, name: str, length: int, minimum: int) -> list[int]:
     return list(v)
 
 
+def check_geometry(ctx, x, w) -> tuple[int, int, int, int]:
+    """ERROR_IF checks of an NHWC input ``x`` and OHWI weights ``w`` and the
+    attributes strides, dilations, pads and groups, at infer time; returns
+    (N, OH, OW, C_out). Shared with float_conv2d."""
+    if len(x.shape) != 4:
+        raise ctx.error(f"input x {x.name!r} must have rank 4 ([N, H, W, C_in]), got {list(x.shape)}")
+    if len(w.shape) != 4:
+        raise ctx.error(f"weight w {w.name!r} must have rank 4 ([C_out, KH, KW, C_in/groups]), "
+                        f"got {list(w.shape)}")
+    strides = _check_ints(ctx, "strides", 2, 1)
+    dilations = _check_ints(ctx, "dilations", 2, 1)
+    pads = _check_ints(ctx, "pads", 4, 0)
+    groups = ctx.attrs["groups"]
+    if groups < 1:
+        raise ctx.error(f"attribute groups must be >= 1, got {groups}")
+    n, h, wd, c_in = x.shape
+    c_out, kh, kw, cg = w.shape
+    if kh < 1 or kw < 1:
+        raise ctx.error(f"weight w {w.name!r} has an empty kernel ({kh} x {kw})")
+    if c_in % groups:
+        raise ctx.error(f"input channels C_in = {c_in} are not a multiple of groups = {groups} "
+                        "(C_in and C_out must be multiples of groups)")
+    if c_out % groups:
+        raise ctx.error(f"output channels C_out = {c_out} (weight w {w.name!r}) are not a "
+                        f"multiple of groups = {groups} (C_in and C_out must be multiples of groups)")
+    if cg != c_in // groups:
+        raise ctx.error(f"weight w {w.name!r} has shape {list(w.shape)}; its last dimension must be "
+                        f"C_in / groups = {c_in} / {groups} = {c_in // groups}")
+    oh = output_size(h, kh, strides[0], dilations[0], pads[0], pads[2])
+    ow = output_size(wd, kw, strides[1], dilations[1], pads[1], pads[3])
+    if oh < 1 or ow < 1:
+        raise ctx.error(f"empty output: the dilated kernel ({dilations[0] * (kh - 1) + 1} x "
+                        f"{dilations[1] * (kw - 1) + 1}) does not fit the padded input "
+                        f"({h + pads[0] + pads[2]} x {wd + pads[1] + pads[3]})")
+    # The reference materializes the padded input and the im2col patches
+    # (it loops over the KH*KW taps even when N*C_in is 0).
+    ctx.check_size(n * (h + pads[0] + pads[2]) * (wd + pads[1] + pads[3]) * c_in, "the padded input x")
+    ctx.check_size(max(n * c_in, 1) * oh * ow * kh * kw, "the im2col patches (N*OH*OW*KH*KW*C_in)")
+    return n, oh, ow, c_out
+
+
 @register
 class Conv2D(Op):
     name = "conv2d"
@@ -145,39 +186,7 @@ class Conv2D(Op):
         x, w = ctx.input(0), ctx.input(1)
         ctx.require_dtype(x, A_DTYPES, "input x")
         ctx.require_dtype(w, B_DTYPES, "weight w")
-        if len(x.shape) != 4:
-            raise ctx.error(f"input x {x.name!r} must have rank 4 ([N, H, W, C_in]), got {list(x.shape)}")
-        if len(w.shape) != 4:
-            raise ctx.error(f"weight w {w.name!r} must have rank 4 ([C_out, KH, KW, C_in/groups]), "
-                            f"got {list(w.shape)}")
-        strides = _check_ints(ctx, "strides", 2, 1)
-        dilations = _check_ints(ctx, "dilations", 2, 1)
-        pads = _check_ints(ctx, "pads", 4, 0)
-        groups = ctx.attrs["groups"]
-        if groups < 1:
-            raise ctx.error(f"attribute groups must be >= 1, got {groups}")
-        n, h, wd, c_in = x.shape
-        c_out, kh, kw, cg = w.shape
-        if kh < 1 or kw < 1:
-            raise ctx.error(f"weight w {w.name!r} has an empty kernel ({kh} x {kw})")
-        if c_in % groups:
-            raise ctx.error(f"input channels C_in = {c_in} are not a multiple of groups = {groups}")
-        if c_out % groups:
-            raise ctx.error(f"output channels C_out = {c_out} (weight w {w.name!r}) are not a "
-                            f"multiple of groups = {groups}")
-        if cg != c_in // groups:
-            raise ctx.error(f"weight w {w.name!r} has shape {list(w.shape)}; its last dimension must be "
-                            f"C_in / groups = {c_in} / {groups} = {c_in // groups}")
-        oh = output_size(h, kh, strides[0], dilations[0], pads[0], pads[2])
-        ow = output_size(wd, kw, strides[1], dilations[1], pads[1], pads[3])
-        if oh < 1 or ow < 1:
-            raise ctx.error(f"empty output: the dilated kernel ({dilations[0] * (kh - 1) + 1} x "
-                            f"{dilations[1] * (kw - 1) + 1}) does not fit the padded input "
-                            f"({h + pads[0] + pads[2]} x {wd + pads[1] + pads[3]})")
-        # The reference materializes the padded input and the im2col patches
-        # (it loops over the KH*KW taps even when N*C_in is 0).
-        ctx.check_size(n * (h + pads[0] + pads[2]) * (wd + pads[1] + pads[3]) * c_in, "the padded input x")
-        ctx.check_size(max(n * c_in, 1) * oh * ow * kh * kw, "the im2col patches (N*OH*OW*KH*KW*C_in)")
+        n, oh, ow, c_out = check_geometry(ctx, x, w)
         check_bias(ctx, 2, c_out, "C_out")
         dtype = check_out_dtype(ctx, x.dtype)
         check_runtime_zero_point(ctx, 3, x, dtype, "x")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._float import FLOAT, K_BLOCK_DOC, blocked_fma_dot, check_k_block, require_unquantized
-from .conv2d import _check_ints, im2col, output_size
+from .conv2d import check_geometry, im2col, output_size
 from .registry import Attr, Op, Slot, register
 
 
@@ -67,35 +67,8 @@ class FloatConv2D(Op):
         x, w = ctx.input(0), ctx.input(1)
         ctx.require_dtype(x, FLOAT, "input x")
         ctx.require_dtype(w, FLOAT, "weight w")
-        if len(x.shape) != 4:
-            raise ctx.error(f"input x {x.name!r} must have rank 4 ([N, H, W, C_in]), got {list(x.shape)}")
-        if len(w.shape) != 4:
-            raise ctx.error(f"weight w {w.name!r} must have rank 4 ([C_out, KH, KW, C_in/groups]), "
-                            f"got {list(w.shape)}")
-        strides = _check_ints(ctx, "strides", 2, 1)
-        dilations = _check_ints(ctx, "dilations", 2, 1)
-        pads = _check_ints(ctx, "pads", 4, 0)
         check_k_block(ctx)
-        groups = ctx.attrs["groups"]
-        if groups < 1:
-            raise ctx.error(f"attribute groups must be >= 1, got {groups}")
-        n, h, wd, c_in = x.shape
-        c_out, kh, kw, cg = w.shape
-        if kh < 1 or kw < 1:
-            raise ctx.error(f"weight w {w.name!r} has an empty kernel ({kh} x {kw})")
-        if c_in % groups or c_out % groups:
-            raise ctx.error(f"channels C_in = {c_in} and C_out = {c_out} must be multiples of groups = {groups}")
-        if cg != c_in // groups:
-            raise ctx.error(f"weight w {w.name!r} has shape {list(w.shape)}; its last dimension must be "
-                            f"C_in / groups = {c_in} / {groups} = {c_in // groups}")
-        oh = output_size(h, kh, strides[0], dilations[0], pads[0], pads[2])
-        ow = output_size(wd, kw, strides[1], dilations[1], pads[1], pads[3])
-        if oh < 1 or ow < 1:
-            raise ctx.error(f"empty output: the dilated kernel ({dilations[0] * (kh - 1) + 1} x "
-                            f"{dilations[1] * (kw - 1) + 1}) does not fit the padded input "
-                            f"({h + pads[0] + pads[2]} x {wd + pads[1] + pads[3]})")
-        ctx.check_size(n * (h + pads[0] + pads[2]) * (wd + pads[1] + pads[3]) * c_in, "the padded input x")
-        ctx.check_size(max(n * c_in, 1) * oh * ow * kh * kw, "the im2col patches (N*OH*OW*KH*KW*C_in)")
+        n, oh, ow, c_out = check_geometry(ctx, x, w)
         bias = ctx.inputs[2] if len(ctx.inputs) > 2 else None
         if bias is not None:
             ctx.require_dtype(bias, FLOAT, "bias")
