@@ -349,6 +349,31 @@ def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output, channe
     _bind(imp, out, name, perm)
 
 
+def reduce_mean_axes(imp: Importer, node: OnnxNode, rank: int) -> list[int]:
+    """The ONNX axes of a ReduceMean: an attribute before opset 18, an input
+    from it; none given: every axis."""
+    axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const(node, 1, "axes")
+    if axes is None:
+        if node.attr("noop_with_empty_axes", 0):
+            raise Refused(f"{node.where()}: noop_with_empty_axes is not supported")
+        axes = range(rank)
+    return [int(a) for a in np.asarray(list(axes)).reshape(-1)]
+
+
+def mean_layout(node: OnnxNode, perm, axes, keepdims: bool) -> tuple[list[int], tuple[int, ...]]:
+    """For a mean over ONNX ``axes`` of a tensor held in layout ``perm``: the
+    axes to average in qnnref's layout, and the layout of the result (without
+    ``keepdims``, the kept axes in the input's layout, renumbered)."""
+    rank = len(perm)
+    axes = sorted({layout.normalize_axis(int(a), rank, node.where()) for a in axes})
+    if keepdims:
+        out_perm = tuple(perm)
+    else:
+        kept = [a for a in range(rank) if a not in axes]
+        out_perm = tuple(kept.index(a) for a in perm if a in kept)
+    return sorted(perm.index(a) for a in axes), out_perm
+
+
 def emit_mean(imp: Importer, node: OnnxNode, x: Operand, axes, keepdims: bool, out: Output) -> None:
     """``mean`` over ONNX ``axes`` (GlobalAveragePool, ReduceMean), in the input's layout."""
     if x.is_const or x.quant.axis is not None:
@@ -358,15 +383,9 @@ def emit_mean(imp: Importer, node: OnnxNode, x: Operand, axes, keepdims: bool, o
     if out.act != (None, None):
         raise Refused(f"{node.where()}: an activation after an average is not fused")
     t = x.value
-    rank = len(t.perm)
-    axes = sorted({layout.normalize_axis(int(a), rank, node.where()) for a in axes})
-    if keepdims:
-        perm = t.perm
-    else:                                 # the kept axes, in the input's layout, renumbered
-        kept = [a for a in range(rank) if a not in axes]
-        perm = tuple(kept.index(a) for a in t.perm if a in kept)
+    mean_axes, perm = mean_layout(node, t.perm, axes, keepdims)
     name = result_name(imp, out, perm)
-    imp.emit("mean", [t.name], {"axes": sorted(t.perm.index(a) for a in axes), "keepdims": bool(keepdims)}, name,
+    imp.emit("mean", [t.name], {"axes": mean_axes, "keepdims": bool(keepdims)}, name,
              out.quant.to_quant(perm), node_name=node.name)
     _bind(imp, out, name, perm)
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import QnnError
 from . import layout
+from .compute import mean_layout, reduce_mean_axes
 from .context import Const, Importer, Tensor
 from .qdq import dequantize_const
 from .reader import OnnxNode, Refused
@@ -603,22 +604,11 @@ def float_average(imp: Importer, node: OnnxNode) -> None:
     if node.op_type == "GlobalAveragePool":
         axes, keepdims = list(range(2, rank)), True
     else:
-        axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const(node, 1, "axes")
-        if axes is None:
-            if node.attr("noop_with_empty_axes", 0):
-                raise Refused(f"{node.where()}: noop_with_empty_axes is not supported")
-            axes = range(rank)
-        keepdims = bool(node.attr("keepdims", 1))
-    axes = sorted({layout.normalize_axis(int(a), rank, node.where()) for a in np.asarray(list(axes)).reshape(-1)})
+        axes, keepdims = reduce_mean_axes(imp, node, rank), bool(node.attr("keepdims", 1))
     if not axes:
         raise Refused(f"{node.where()}: no axis to average over")
-    if keepdims:
-        perm = x.perm
-    else:                                 # the kept axes, in the input's layout, renumbered
-        kept = [a for a in range(rank) if a not in axes]
-        perm = tuple(kept.index(a) for a in x.perm if a in kept)
-    _bind_float(imp, node, "float_mean", [x.name],
-                {"axes": sorted(x.perm.index(a) for a in axes), "keepdims": keepdims}, perm)
+    mean_axes, perm = mean_layout(node, x.perm, axes, keepdims)
+    _bind_float(imp, node, "float_mean", [x.name], {"axes": mean_axes, "keepdims": keepdims}, perm)
 
 
 # ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from .. import dtypes
 from ..arith import dequantize_values, quantize_values
 from ..profiles import get_profile
 from . import layout
-from .compute import (Operand, Output, emit_avg_pool, emit_binary, emit_concat, emit_conv,
+from .compute import (Operand, Output, emit_avg_pool, reduce_mean_axes, emit_binary, emit_concat, emit_conv,
                       emit_global_avg_pool, emit_matmul, emit_mean, emit_table, operand_of)
 from .context import Const, Importer, Tensor
 from .movement import concat_plain
@@ -360,12 +360,7 @@ def global_average_pool(imp: Importer, node: OnnxNode) -> None:
 def reduce_mean(imp: Importer, node: OnnxNode) -> None:
     x = operand_of(imp, node, 0, "input data")
     rank = len(imp.shape(imp.value(node.input(0))))
-    axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const(node, 1, "axes")
-    if axes is None:
-        if node.attr("noop_with_empty_axes", 0):
-            raise Refused(f"{node.where()}: noop_with_empty_axes is not supported")
-        axes = range(rank)
-    emit_mean(imp, node, x, list(np.asarray(axes).reshape(-1)), bool(node.attr("keepdims", 1)),
+    emit_mean(imp, node, x, reduce_mean_axes(imp, node, rank), bool(node.attr("keepdims", 1)),
               quantized_output(imp, node, allow_act=False))
 
 
