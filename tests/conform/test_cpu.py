@@ -110,10 +110,10 @@ def test_nodes_ort_computed_in_float_run_without_saturation():
 
 
 def _onnx_helpers():
-    """tests/onnx/onnx_helpers.py (the digits CNN as a float ONNX model, ORT's quantizer)."""
+    """tests/onnx_import/onnx_helpers.py (the digits CNN as a float ONNX model, ORT's quantizer)."""
     import importlib.util
     from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "onnx" / "onnx_helpers.py"
+    path = Path(__file__).resolve().parents[1] / "onnx_import" / "onnx_helpers.py"
     spec = importlib.util.spec_from_file_location("onnx_helpers_for_conform", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

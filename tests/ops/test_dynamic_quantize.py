@@ -1,7 +1,7 @@
 """dynamic_quantize: the worked example of spec/ops/dynamic_quantize.md, the
 parameters against an independent exact-arithmetic oracle, properties of y,
 the edge cases (all zero, one sign, overflowing range), REQUIRE and ERROR_IF.
-(ONNX Runtime itself: tests/onnx/test_import_gaps.py.)"""
+(ONNX Runtime itself: tests/onnx_import/test_import_gaps.py.)"""
 from __future__ import annotations
 
 from fractions import Fraction

@@ -1,6 +1,6 @@
 """float_conv2d: the worked example, every geometry against a Fraction oracle
 that follows the spec's operation order, IEEE special values, the model path,
-ERROR_IF. (Bit-exactness against ONNX Runtime: tests/onnx/test_float_ops.py.)"""
+ERROR_IF. (Bit-exactness against ONNX Runtime: tests/onnx_import/test_float_ops.py.)"""
 from __future__ import annotations
 
 import itertools

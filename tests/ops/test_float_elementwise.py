@@ -1,7 +1,7 @@
 """float_elementwise: the worked example, the single-operation functions
 against the correctly rounded result (Fraction oracle), exp / sigmoid / tanh
 against a high-precision oracle, broadcasting, IEEE specials, ERROR_IF.
-(Against ONNX Runtime: tests/onnx/test_float_ops.py.)"""
+(Against ONNX Runtime: tests/onnx_import/test_float_ops.py.)"""
 from __future__ import annotations
 
 from fractions import Fraction

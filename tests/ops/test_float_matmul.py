@@ -1,6 +1,6 @@
 """float_matmul: the worked example, shapes / k_block / bias order against a
 Fraction oracle that follows the spec's operation order, batch broadcasting,
-ERROR_IF. (Bit-exactness against ONNX Runtime: tests/onnx/test_float_ops.py.)"""
+ERROR_IF. (Bit-exactness against ONNX Runtime: tests/onnx_import/test_float_ops.py.)"""
 from __future__ import annotations
 
 import itertools

@@ -1,6 +1,6 @@
 """float_mean: the worked example, means against an exact Fraction oracle
 rounded to float32, keepdims, negative axes, IEEE specials, ERROR_IF.
-(Against ONNX Runtime: tests/onnx/test_dynamic.py, a quantize_dynamic CNN
+(Against ONNX Runtime: tests/onnx_import/test_dynamic.py, a quantize_dynamic CNN
 with a float GlobalAveragePool.)"""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """float_softmax: the worked example, rows against a high-precision oracle
 (the float32 nearest to the exact softmax), axes, extreme inputs, empty
-tensors, ERROR_IF. (Against ONNX Runtime: tests/onnx/test_float_ops.py.)"""
+tensors, ERROR_IF. (Against ONNX Runtime: tests/onnx_import/test_float_ops.py.)"""
 from __future__ import annotations
 
 from fractions import Fraction

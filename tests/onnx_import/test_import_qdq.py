@@ -225,7 +225,7 @@ def test_weights_quantized_by_quantize_linear_fold():
 
 def test_float_op_without_quantize_runs_in_float32():
     """No QuantizeLinear after the Conv: it and the Softmax are float32
-    operators (tests/onnx/test_float_ops.py has the details)."""
+    operators (tests/onnx_import/test_float_ops.py has the details)."""
     rng = np.random.default_rng(8)
     parts = [q_in(), weight("w", rand(rng, S8, (2, 3, 1, 1)), np.float32(0.01)),
              ([node("Conv", ["xf", "wf"], ["yf"], name="conv_float"), node("Softmax", ["yf"], ["y"], name="sm")], [])]

@@ -156,4 +156,4 @@ def test_quantize_dynamic_cnn_with_a_float_global_average_pool(tmp_path, wt, per
     assert identical >= N_IMAGES // 2
 
 
-# QONNX / Brevitas models (ESPCN): tests/onnx/test_espcn.py
+# QONNX / Brevitas models (ESPCN): tests/onnx_import/test_espcn.py

@@ -397,7 +397,7 @@ def test_dynamic_quantize_linear_matches_onnx_runtime_bit_for_bit():
 
 
 def test_dynamic_quantize_feeding_matmul_integer_imports_with_a_run_time_zero_point():
-    """(Once refused; tests/onnx/test_dynamic.py has the full models.)"""
+    """(Once refused; tests/onnx_import/test_dynamic.py has the full models.)"""
     from qnnref.onnx import import_onnx
     rng = np.random.default_rng(61)
     nodes = [node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
