@@ -260,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``qnnref conform`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    # intermixed: options may come between the vendor and the models
+    args = _parser().parse_intermixed_args(argv)
     try:
         return _main(args)
     except KeyboardInterrupt:

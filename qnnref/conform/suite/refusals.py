@@ -27,6 +27,9 @@ class Refusal:
 UINT16 = ("uint16 is not a qnnref dtype (spec/onnx-import.md, \"Refused, and why\"); "
           "int16 covers 16-bit activations")
 
+BLOCK1 = ("blocked quantization whose scale has one element: ONNX Runtime takes it for per-tensor "
+          "quantization and refuses the block_size that the ONNX specification allows")
+
 DOCUMENTED: tuple[Refusal, ...] = (
     Refusal("qnnref", "QuantizeLinear", r"zero point of type uint16", UINT16),
     Refusal("qnnref", "DequantizeLinear", r"has ONNX type UINT16", UINT16),
@@ -43,9 +46,8 @@ DOCUMENTED: tuple[Refusal, ...] = (
     Refusal("qnnref", "QLinearAveragePool", r"ceil_mode with count_include_pad=1 and a partial last window",
             "ONNX Runtime counts the ceil_mode extension of a partial last window as padding; qnnref's "
             "avg_pool2d has no such window (spec/onnx-import.md, \"QOperator\")"),
-    Refusal("onnxruntime", "DequantizeLinear", r"block_size must be 0 for per-tensor quantization",
-            "blocked quantization whose scale has one element: ONNX Runtime takes it for per-tensor "
-            "quantization and refuses the block_size that the ONNX specification allows"),
+    Refusal("onnxruntime", "QuantizeLinear", r"block_size must be 0 for per-tensor quantization", BLOCK1),
+    Refusal("onnxruntime", "DequantizeLinear", r"block_size must be 0 for per-tensor quantization", BLOCK1),
 )
 
 
