@@ -131,9 +131,9 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
     see worker.u8s8_saturates). A case that is not compared (qnnref's
     importer or ONNX Runtime refuses it) fails the run, unless it is a
     built-in case refused on purpose (suite/refusals.py) or
-    ``allow_unsupported``; ``strict``: refusals on purpose fail too. ``cpu``: ``native``, or a CPU model that the worker
-    presents to ONNX Runtime by hiding features from CPUID, at native speed
-    (``avx2``: AVX2 without AVX-512, VNNI or AMX; cpumask.CPU_MODELS).
+    ``allow_unsupported``; ``strict``: refusals on purpose fail too.
+    ``cpu``: ``native``, or a CPU model that the worker presents to ONNX
+    Runtime by hiding features from CPUID, at native speed (``avx2``: AVX2 without AVX-512, VNNI or AMX; cpumask.CPU_MODELS).
     ``emulate_cpu``: run ONNX Runtime under ``qemu-x86_64 -cpu MODEL``
     instead (e.g. ``Haswell``), see runner.emulator; slow. ``jobs``: ONNX
     Runtime worker processes (default 1; 2 under emulation)."""

@@ -41,7 +41,8 @@ def aggregate(results, profiles) -> dict:
                                  "outputs": {},
                                  "integer": {"cases": 0, "exact": 0, "elements": 0, "exact_elements": 0,
                                              "max_diff": 0, "histogram": [0] * len(HIST_LABELS)},
-                                 "float": {"cases": 0, "within_bound": 0, "max_abs": 0.0, "max_steps": 0}}
+                                 "float": {"cases": 0, "identical": 0, "within_bound": 0, "max_abs": 0.0,
+                                           "max_steps": 0}}
                              for p in profiles}}
         row["cases"] += 1
         row["vendor"][r.vendor_status] = row["vendor"].get(r.vendor_status, 0) + 1
@@ -73,7 +74,8 @@ def aggregate(results, profiles) -> dict:
             else:
                 s = pr["float"]
                 s["cases"] += 1
-                s["within_bound"] += int(o.explains)
+                s["within_bound"] += int(o.explains)          # identical ones included
+                s["identical"] += int(o.status == "exact")
                 for d in o.outputs:
                     if d.problem:
                         continue

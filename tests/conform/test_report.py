@@ -139,7 +139,7 @@ def test_float_cases_are_not_in_the_exact_figures():
     rep = _report(rs)
     row = rep.rows["X"]["profiles"]["a"]
     assert row["integer"]["cases"] == 1 and row["integer"]["exact_pct"] == 100.0
-    assert row["float"] == {"cases": 2, "within_bound": 1, "max_abs": 0.0, "max_steps": 2}
+    assert row["float"] == {"cases": 2, "identical": 0, "within_bound": 1, "max_abs": 0.0, "max_steps": 2}
     assert rep.exit_code() == 1
 
 
