@@ -141,3 +141,21 @@ def test_emulated_avx2_saturation_is_diagnosed(tmp_path):
     for r in sat:
         dg = r.outcomes["onnx"].diagnosis
         assert dg["node"] == "matmul" and "u8\u00d7s8 int16 saturation" in dg["explained_by"]
+
+
+def test_suite_size_is_said_in_one_place(capsys):
+    """--help computes the built-in suite's size; README and spec point there
+    instead of repeating a number (they said ~2,100, 2,180 and 2,225)."""
+    import os
+    import re
+
+    from qnnref.conform.suite import FULL_SUITE_SIZE, GENERATORS
+    with pytest.raises(SystemExit):
+        main(["onnxruntime", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"The built-in suite: {FULL_SUITE_SIZE} cases in {len(GENERATORS)} rows" in text
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    number = re.compile(r"\b\d,?\d{3} (?:seeded |generated )?cases\b")
+    for page in ("README.md", "spec/conformance.md", "spec/profiles/README.md"):
+        body = open(os.path.join(root, page), encoding="utf-8").read()
+        assert not number.findall(body), f"{page} repeats the suite size: {number.findall(body)}"
