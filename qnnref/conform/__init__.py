@@ -3,6 +3,7 @@ Runtime, and a diagnosis of every difference (spec/conformance.md).
 
     qnnref conform onnxruntime                       # the built-in suite
     qnnref conform onnxruntime model.onnx --json out.json
+    qnnref conform onnxruntime model.onnx --data images.npz --input-shape x=4,1,8,8
     qnnref conform onnxruntime --ops QLinearConv,QGemm --cases 200 --profile onnx
     qnnref conform onnxruntime --cpu avx2            # ORT as on an AVX2 CPU (CPUID masked)
 
@@ -12,8 +13,10 @@ results), :mod:`.engine` (qnnref's side: import, run, tensors by ONNX name),
 :mod:`.compare`, :mod:`.diagnose`, :mod:`.report`, :mod:`.harness`, and
 :mod:`.cpumask` (``--cpu``: ONNX Runtime on an older CPU, by CPUID masking).
 
-Exit status: 0 when every case conforms to the expected profile (the first
-``--profile``); 1 when one does not; 2 on a usage or setup error.
+Exit status: 0 when every case was compared and conforms to the expected
+profile (the first ``--profile``), built-in cases refused on purpose aside;
+1 when one does not, or was not compared (qnnref or ONNX Runtime refused
+it; ``--allow-unsupported`` allows that); 2 on a usage or setup error.
 """
 from __future__ import annotations
 
@@ -63,51 +66,74 @@ class _Progress:
             self.stream.flush()
 
 
-def model_cases(paths, seed: int = 0):
-    """One case per ONNX file, with seeded random inputs: integers over
-    their dtype's whole range, floats from a standard normal distribution
-    clipped to [-3, 3]; symbolic dimensions are 1."""
-    import numpy as np
+def model_label(path: str, paths) -> str:
+    """The report row of a model file: its base name, or its path when two
+    models given share a base name."""
+    base = os.path.basename(path)
+    return base if sum(os.path.basename(p) == base for p in paths) == 1 else path
+
+
+def model_cases(paths, seed: int = 0, input_shapes: dict | None = None, data: str | None = None):
+    """The cases of model files: ``(cases, notes)``. One case per sample:
+    each sample of ``data`` (a ``--data`` path, see :mod:`.inputs`), else one
+    sample of seeded random inputs (integers over their dtype's whole range,
+    floats from a standard normal distribution clipped to [-3, 3]).
+    ``input_shapes`` (``--input-shape``) fixes symbolic dimensions, else the
+    data's shapes do, else they are 1 (said in ``notes``). Everything is
+    read and checked here, before any case runs: raises inputs.InputError."""
     import onnx
-    from .onnxgraph import dtype_name
-    from .suite import Case, QRANGE, case_rng
+    from .inputs import (InputError, model_inputs, random_inputs, read_data, resolve_shapes,
+                         samples_from_data)
+    from .suite import Case, case_rng
+    given = dict(input_shapes or {})
+    cases, notes = [], []
     for path in paths:
-        model = onnx.load(path)
-        inits = {t.name for t in model.graph.initializer}
-        rng = case_rng(seed, os.path.basename(path), 0)
-        inputs = {}
-        for vi in model.graph.input:
-            if vi.name in inits:
-                continue
-            tt = vi.type.tensor_type
-            dtype = dtype_name(tt.elem_type)
-            shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
-                          for d in tt.shape.dim)
-            if dtype in QRANGE:
-                lo, hi = QRANGE[dtype]
-                inputs[vi.name] = rng.integers(lo, hi + 1, size=shape).astype(dtype)
-            elif dtype == "float32":
-                inputs[vi.name] = np.clip(rng.standard_normal(shape), -3, 3).astype(np.float32)
-            else:
-                raise ValueError(f"{path}: input {vi.name!r} has type {dtype}, which the harness "
-                                 "cannot generate")
-        yield Case(id=os.path.basename(path), op="model", model=model.SerializeToString(),
-                   inputs=inputs, tags=(path,), seed=(seed, os.path.basename(path), 0))
+        label = model_label(path, paths)
+        try:
+            model = onnx.load(path)
+        except Exception as e:
+            raise InputError(f"{path}: not an ONNX model: {type(e).__name__}: {e}") from None
+        specs = model_inputs(model)
+        unknown = sorted(set(given) - {s.name for s in specs})
+        if unknown:
+            raise InputError(f"--input-shape names {unknown}, which are not inputs of {label} "
+                             f"(its inputs: {', '.join(s.describe() for s in specs) or 'none'})")
+        blob = model.SerializeToString()
+        if data is None:
+            shapes, why = resolve_shapes(label, specs, given)
+            notes += why
+            rng = case_rng(seed, os.path.basename(path), 0)
+            samples = [("random", random_inputs(label, specs, shapes, rng), shapes)]
+        else:
+            samples = []
+            for sample, feeds in samples_from_data(label, specs, read_data(data, specs), given):
+                shapes, _ = resolve_shapes(label, specs, given, {k: v.shape for k, v in feeds.items()})
+                samples.append((sample, feeds, shapes))
+        fixed = all(not s.symbolic for s in specs)
+        for k, (sample, feeds, shapes) in enumerate(samples):
+            cid = label if data is None else f"{label}/{sample}"
+            case = Case(id=cid, op=label, model=blob, inputs=feeds, tags=(path,),
+                        seed=(seed, os.path.basename(path), 0) if data is None else (),
+                        input_shapes=None if fixed else shapes, sample=sample)
+            cases.append(case)
+    return cases, notes
 
 
 def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: float | None = None,
                     engine=None, progress=None, total=None, meta: dict | None = None,
                     strict: bool = False, emulate_cpu: str | None = None, jobs: int | None = None,
-                    cpu: str = "native"):
+                    cpu: str = "native", allow_unsupported: bool = False):
     """Run ``cases`` (an iterable of suite.Case) and return a report.Report.
 
     ``profiles``: names (the first is the expected one); default
     :func:`harness.default_profiles`. ``vnni``: whether this ONNX Runtime
     multiplies u8 x s8 without saturation (default: measured by the worker,
-    see worker.u8s8_saturates). ``strict``: a case qnnref's importer refuses
-    is a failure too. ``cpu``: ``native``, or a CPU model that the worker
-    presents to ONNX Runtime by hiding features from CPUID, at native speed
-    (``avx2``: AVX2 without AVX-512, VNNI or AMX; cpumask.CPU_MODELS).
+    see worker.u8s8_saturates). A case that is not compared (qnnref's
+    importer or ONNX Runtime refuses it) fails the run, unless it is a
+    built-in case refused on purpose (suite/refusals.py) or
+    ``allow_unsupported``; ``strict``: refusals on purpose fail too.
+    ``cpu``: ``native``, or a CPU model that the worker presents to ONNX
+    Runtime by hiding features from CPUID, at native speed (``avx2``: AVX2 without AVX-512, VNNI or AMX; cpumask.CPU_MODELS).
     ``emulate_cpu``: run ONNX Runtime under ``qemu-x86_64 -cpu MODEL``
     instead (e.g. ``Haswell``), see runner.emulator; slow. ``jobs``: ONNX
     Runtime worker processes (default 1; 2 under emulation)."""
@@ -150,7 +176,7 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
         machine = dict(machine, vnni=vnni)
         profiles = list(profiles) if profiles else default_profiles(vnni)
         settings = Settings(profiles=profiles, overrides=machine_overrides(vnni), timeout=timeout,
-                            strict=strict, window=runner.window)
+                            strict=strict, allow_unsupported=allow_unsupported, window=runner.window)
         t0 = time.perf_counter()
         results, vendor = run_cases(cases, settings, engine=engine, runner=runner, progress=progress,
                                     total=total)
@@ -164,19 +190,38 @@ def run_conformance(cases, profiles=None, *, vnni: bool | None = None, timeout: 
     from ..profiles import PROFILES
     changed = {k: v for k, v in settings.overrides.items()
                if any(getattr(PROFILES[p], k, v) != v for p in profiles)}
-    return Report(results, profiles, meta=meta, overrides=changed, strict=strict)
+    return Report(results, profiles, meta=meta, overrides=changed, strict=strict,
+                  allow_unsupported=allow_unsupported)
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .suite import FULL_SUITE_SIZE, GENERATORS
+    rows = ", ".join(f"{op} {n}" for op, (_, n) in GENERATORS.items())
     p = argparse.ArgumentParser(
         prog="qnnref conform",
         description="Run cases in ONNX Runtime and in qnnref under semantic profiles; report "
-                    "per operator how many are bit-exact, and diagnose every difference.")
+                    "per operator how many are bit-exact, and diagnose every difference. A run "
+                    "passes only if every case it was given was compared (see --allow-unsupported).",
+        epilog=f"The built-in suite: {FULL_SUITE_SIZE} cases in {len(GENERATORS)} rows ({rows}). "
+               "Exit status: 0 pass, 1 a case failed or was not compared, 2 usage or setup error.")
     p.add_argument("vendor", choices=["onnxruntime"], help="the runtime to compare with")
     p.add_argument("models", nargs="*", metavar="MODEL.onnx",
-                   help="ONNX models to compare (random seeded inputs); default: the built-in suite")
+                   help="ONNX models to compare (inputs from --data, else seeded random ones); "
+                        "default: the built-in suite")
     p.add_argument("--suite", choices=["builtin"], default=None,
-                   help="run the built-in generated suite (the default when no model is given)")
+                   help=f"run the built-in generated suite, {FULL_SUITE_SIZE} cases (the default when "
+                        "no model is given)")
+    p.add_argument("--data", metavar="PATH", default=None,
+                   help="real inputs for the models: an .npz (keys: input names), a directory of NAME.npy "
+                        "files, or ONNX test_data_set_*/input_K.pb directories (input_K.pb: the K-th model "
+                        "input); an array with one axis more than its input is a stack of samples along "
+                        "axis 0. Every sample is compared")
+    p.add_argument("--input-shape", action="append", default=None, metavar="NAME=D0,D1,...",
+                   help="the shape of model input NAME, fixing its symbolic dimensions (repeat per input); "
+                        "default: the --data shapes, else every symbolic dimension is 1 (the report says so)")
+    p.add_argument("--allow-unsupported", action="store_true",
+                   help="a case that was not compared (qnnref's importer or ONNX Runtime refused it) does "
+                        "not fail the run; it is still counted in the report")
     p.add_argument("--profile", action="append", default=None, metavar="P",
                    help="a semantic profile (repeat, or comma-separate); the first is the expected "
                         "one (default: ort-cpu-x86 and onnx, those registered)")
@@ -208,14 +253,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--strict", action="store_true",
-                   help="a case qnnref does not support (its importer refuses the model) fails the run")
+                   help="built-in cases refused on purpose (documented refusals) fail the run too")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``qnnref conform`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    # intermixed: options may come between the vendor and the models
+    args = _parser().parse_intermixed_args(argv)
     try:
         return _main(args)
     except KeyboardInterrupt:
@@ -252,12 +298,23 @@ def _main(args) -> int:
     for m in args.models:
         if not os.path.isfile(m):
             return err(f"no such model file: {m}")
+    if args.strict and args.allow_unsupported:
+        return err("--strict and --allow-unsupported exclude each other")
+    if (args.data or args.input_shape) and not args.models:
+        return err("--data and --input-shape apply to MODEL.onnx files; none given")
     use_suite = args.suite == "builtin" or not args.models
-    parts, total, suite_desc = [], 0, []
+    parts, total, suite_desc, notes = [], 0, [], []
     if args.models:
-        parts.append(model_cases(args.models, args.seed))
-        total += len(args.models)
-        suite_desc.append(f"{len(args.models)} model(s)")
+        from .inputs import InputError, parse_input_shapes
+        try:
+            mcases, notes = model_cases(args.models, args.seed, parse_input_shapes(args.input_shape),
+                                        args.data)
+        except InputError as e:
+            return err(str(e))
+        parts.append(mcases)
+        total += len(mcases)
+        inputs = f"{len(mcases)} sample(s) from {args.data}" if args.data else "random inputs"
+        suite_desc.append(f"{len(args.models)} model(s), {inputs}")
     if use_suite:
         n = sum(counts(args.cases, ops).values())
         parts.append(builtin_suite(args.seed, args.cases, ops))
@@ -274,8 +331,10 @@ def _main(args) -> int:
     try:
         report = run_conformance(cases(), profiles or None, vnni=vnni, timeout=args.timeout,
                                  progress=progress, total=total, strict=args.strict,
+                                 allow_unsupported=args.allow_unsupported,
                                  emulate_cpu=args.emulate_cpu, jobs=args.jobs, cpu=args.cpu,
-                                 meta={"suite": "; ".join(suite_desc), "seed": args.seed})
+                                 meta={"suite": "; ".join(suite_desc), "seed": args.seed,
+                                       "data": args.data, "notes": notes})
     except (QnnError, ValueError, VendorUnavailable) as e:
         progress.finish()
         return err(str(e))

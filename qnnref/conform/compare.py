@@ -60,10 +60,21 @@ class TensorDiff:
     max_steps: float | None = None    # float only: in steps of the DequantizeLinear scale, when known
     within_bound: bool = True
     problem: str | None = None        # missing tensor, dtype or shape mismatch
+    outside: int = 0                  # elements beyond the bound (all of them when there is a problem)
 
     @property
     def exact(self) -> bool:
         return self.problem is None and self.differing == 0
+
+    @property
+    def within(self) -> int:
+        """Elements that differ but lie within the bound."""
+        return 0 if self.problem else self.differing - self.outside
+
+    @property
+    def verdict(self) -> str:
+        """``identical``, ``within-bound`` or ``outside``: the tensor as a whole."""
+        return "identical" if self.exact else "within-bound" if self.within_bound else "outside"
 
     def summary(self) -> str:
         if self.problem:
@@ -79,7 +90,8 @@ class TensorDiff:
 
     def to_json(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "shape": list(self.shape), "size": self.size,
-             "differing": self.differing, "max_diff": self.max_diff, "within_bound": self.within_bound}
+             "differing": self.differing, "outside": self.outside, "max_diff": self.max_diff,
+             "within_bound": self.within_bound}
         if self.kind == "int":
             d["histogram"] = dict(zip(HIST_LABELS, self.hist))
         else:
@@ -105,11 +117,11 @@ def diff_tensor(name: str, vendor: np.ndarray | None, ours: np.ndarray | None,
     d = TensorDiff(name, kind, tuple(vendor.shape), int(vendor.size))
     if vendor.shape != ours.shape:
         d.problem = f"shape {list(ours.shape)} in qnnref, {list(vendor.shape)} in ONNX Runtime"
-        d.within_bound = False
+        d.within_bound, d.outside = False, d.size
         return d
     if (vendor.dtype.kind == "f") != (ours.dtype.kind == "f"):
         d.problem = f"dtype {ours.dtype} in qnnref, {vendor.dtype} in ONNX Runtime"
-        d.within_bound = False
+        d.within_bound, d.outside = False, d.size
         return d
     if kind == "int":
         diff = np.abs(vendor.astype(np.int64) - ours.astype(np.int64))
@@ -117,7 +129,8 @@ def diff_tensor(name: str, vendor: np.ndarray | None, ours: np.ndarray | None,
         d.max_diff = int(diff.max()) if diff.size else 0
         d.min_diff = int(diff[diff > 0].min()) if d.differing else 0
         d.hist = histogram(diff)
-        d.within_bound = d.max_diff <= max_steps
+        d.outside = int(np.count_nonzero(diff > max_steps))
+        d.within_bound = d.outside == 0
         return d
     v, o = vendor.astype(np.float64), ours.astype(np.float64)
     both_nan = np.isnan(v) & np.isnan(o)
@@ -139,7 +152,8 @@ def diff_tensor(name: str, vendor: np.ndarray | None, ours: np.ndarray | None,
             in_steps = np.nan_to_num(diff / step, nan=np.inf, posinf=np.inf)
         d.max_steps = round(float(in_steps.max()), 4) if in_steps.size else 0.0
         slack = slack + max_steps * step
-    d.within_bound = bool(np.all(diff <= slack))
+    d.outside = int(np.count_nonzero(~(diff <= slack)))
+    d.within_bound = d.outside == 0
     return d
 
 
@@ -153,6 +167,8 @@ class ProfileOutcome:
     outputs: list = field(default_factory=list)  # TensorDiff per graph output
     error: str | None = None
     diagnosis: dict | None = None
+    #: an ``unsupported`` built-in case refused on purpose: the documented reason
+    documented: str | None = None
 
     @property
     def explains(self) -> bool:
@@ -164,6 +180,8 @@ class ProfileOutcome:
              "outputs": [o.to_json() for o in self.outputs]}
         if self.error:
             d["error"] = self.error
+        if self.documented:
+            d["refused_on_purpose"] = self.documented
         if self.diagnosis:
             d["diagnosis"] = self.diagnosis
         return d

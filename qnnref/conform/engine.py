@@ -94,11 +94,36 @@ def onnx_view(model, onnx_name: str, captured: dict):
     return value
 
 
+def import_shapes(case) -> dict | None:
+    """The ``input_shapes`` qnnref imports a case's model with: the shapes
+    inputs.resolve_shapes chose (every symbolic dimension fixed), or None
+    for a model whose shapes are all fixed. (With a symbolic batch in the
+    importer this becomes: fix every dimension but the batch.)"""
+    return case.input_shapes or None
+
+
 class QnnrefEngine:
-    """Imports and runs cases in qnnref (in this process)."""
+    """Imports and runs cases in qnnref (in this process). The samples of a
+    model file are cases with the same model bytes: the last few imports
+    are kept, so a model is imported once per profile and shapes."""
+
+    CACHE = 8
 
     def __init__(self):
         self.import_onnx = find_importer()
+        self._cache: dict = {}
+
+    def _import(self, case, profile: str, float_nodes):
+        shapes = import_shapes(case)
+        key = (case.model, profile, tuple(sorted((shapes or {}).items())), tuple(float_nodes or ()))
+        model = self._cache.pop(key, None)
+        if model is None:
+            model = self.import_onnx(case.model, profile=profile, input_shapes=shapes)
+            model = without_saturation(model, float_nodes)
+        self._cache[key] = model                     # the most recent last
+        while len(self._cache) > self.CACHE:
+            del self._cache[next(iter(self._cache))]
+        return model
 
     def run(self, case, profile: str, onnx_model=None, float_nodes=()) -> OursResult:
         """Run ``case`` under ``profile`` (already a variant name, see
@@ -109,8 +134,7 @@ class QnnrefEngine:
         t0 = time.perf_counter()
         res = OursResult(profile=profile)
         try:
-            model = self.import_onnx(case.model, profile=profile)
-            model = without_saturation(model, float_nodes)
+            model = self._import(case, profile, float_nodes)
         except Exception as e:          # QnnError: a refusal; anything else: an importer bug
             from ..errors import QnnError
             res.error, res.stage = _error_text(e), "import"

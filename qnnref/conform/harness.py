@@ -16,6 +16,7 @@ from .compare import ProfileOutcome, case_kind, compare_outputs
 from .diagnose import SATURATION, diagnose
 from .engine import float_node_names, profile_variant
 from .onnxgraph import dequantize_steps
+from .suite.refusals import documented_refusal
 
 ORT_PROFILE = "ort-cpu-x86"
 ONNX_PROFILE = "onnx"
@@ -72,7 +73,8 @@ class Settings:
     timeout: float = 60.0
     window: int = 8
     diagnose: bool = True
-    strict: bool = False                  # a case qnnref does not support fails too
+    strict: bool = False                  # a documented refusal of a built-in case fails too
+    allow_unsupported: bool = False       # a case that was not compared does not fail
 
     def __post_init__(self):
         if not self.profiles:
@@ -104,26 +106,52 @@ class CaseResult:
     vendor_seconds: float = 0.0
     qnnref_seconds: float = 0.0
     seed: tuple = ()
+    builtin: bool = False
+    #: a built-in case ONNX Runtime refused on purpose: the documented reason (suite/refusals.py)
+    vendor_documented: str | None = None
+    sample: str | None = None             # a model's sample: which input set (--data) or "random"
 
-    def conforms(self, profile: str, strict: bool = False) -> bool:
-        """The case passes for ``profile``: ONNX Runtime refused it (nothing to
-        compare), qnnref's importer refused it (unless ``strict``), or the
-        profile explains its outputs."""
+    def coverage(self, profile: str) -> str:
+        """Whether the case was compared under ``profile``: ``compared``,
+        ``refused-on-purpose`` (a built-in case refused by qnnref or ONNX
+        Runtime, as documented), ``unsupported`` (qnnref's importer refused
+        it), ``vendor-refused`` (ONNX Runtime refused it), or ``failed``
+        (ONNX Runtime crashed, hung or erred: nothing to compare)."""
         if self.vendor_status == "refused":
-            return True
+            return "refused-on-purpose" if self.vendor_documented else "vendor-refused"
         if self.vendor_status != "ok":
-            return False
+            return "failed"
         o = self.outcomes.get(profile)
         if o is not None and o.status == "unsupported":
-            return not strict
+            return "refused-on-purpose" if o.documented else "unsupported"
+        return "compared"
+
+    def conforms(self, profile: str, strict: bool = False, allow_unsupported: bool = False) -> bool:
+        """The case passes for ``profile``: the profile explains its outputs,
+        or it is a built-in case refused on purpose (unless ``strict``), or
+        it was not compared and ``allow_unsupported`` says that is fine. A
+        case that was not compared fails otherwise: a run passes only if it
+        compared what it was given."""
+        cov = self.coverage(profile)
+        if cov == "refused-on-purpose":
+            return allow_unsupported or not strict
+        if cov in ("unsupported", "vendor-refused"):
+            return allow_unsupported
+        if cov == "failed":
+            return False
+        o = self.outcomes.get(profile)
         return o is not None and o.explains
 
     def to_json(self, full: bool = True) -> dict:
         d = {"id": self.id, "op": self.op, "tags": list(self.tags), "vendor": self.vendor_status}
         if self.seed:
             d["seed"] = list(self.seed)
+        if self.sample is not None:
+            d["sample"] = self.sample
         if self.vendor_message:
             d["vendor_message"] = self.vendor_message
+        if self.vendor_documented:
+            d["vendor_refused_on_purpose"] = self.vendor_documented
         if self.kind:
             d["kind"] = self.kind
         if self.float_reason:
@@ -137,10 +165,26 @@ class CaseResult:
         return d
 
 
+def _new_result(case, vendor) -> CaseResult:
+    r = CaseResult(case.id, case.op, tuple(case.tags), vendor.status, vendor.message,
+                   vendor_ops=vendor.vendor_ops, vendor_seconds=vendor.seconds, seed=case.seed,
+                   builtin=case.builtin, sample=getattr(case, "sample", None))
+    if vendor.status == "refused" and case.builtin:
+        doc = documented_refusal("onnxruntime", case.op, vendor.message)
+        r.vendor_documented = doc.reason if doc else None
+    return r
+
+
+def _mark_documented(case, outcome: ProfileOutcome) -> None:
+    """A qnnref refusal of a built-in case that suite/refusals.py documents."""
+    if case.builtin and outcome.status == "unsupported":
+        doc = documented_refusal("qnnref", case.op, outcome.error or "")
+        outcome.documented = doc.reason if doc else None
+
+
 def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
     """Compare one case that ONNX Runtime has run, under every profile."""
-    r = CaseResult(case.id, case.op, tuple(case.tags), vendor.status, vendor.message,
-                   vendor_ops=vendor.vendor_ops, vendor_seconds=vendor.seconds, seed=case.seed)
+    r = _new_result(case, vendor)
     if vendor.status != "ok":
         return r
     import onnx
@@ -156,6 +200,7 @@ def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
         ours = engine.run(case, ran_as, onnx_model, floats)
         results[p] = ours
         r.outcomes[p] = compare_outputs(p, ran_as, vendor.outputs, ours, r.step_bound, steps)
+        _mark_documented(case, r.outcomes[p])
     if settings.diagnose:
         for p, outcome in r.outcomes.items():
             if outcome.explains or outcome.status == "unsupported":
@@ -172,8 +217,7 @@ def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
 
 def unavailable_result(case, vendor, settings: Settings, why: str) -> CaseResult:
     """A case whose qnnref side cannot run at all (no importer)."""
-    r = CaseResult(case.id, case.op, tuple(case.tags), vendor.status, vendor.message,
-                   vendor_ops=vendor.vendor_ops, vendor_seconds=vendor.seconds, seed=case.seed)
+    r = _new_result(case, vendor)
     if vendor.status == "ok":
         r.kind, r.float_reason, r.step_bound = case_kind(case, vendor)
         for p in settings.profiles:

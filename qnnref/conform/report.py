@@ -7,7 +7,11 @@ Per operator (report row) and profile:
   identical), the element counts, the largest |difference| in steps and a
   histogram of |difference| over all output elements;
 * ``float`` cases: how many lie within the documented bound; they are never
-  counted in the bit-exact figures.
+  counted in the bit-exact figures;
+* per output name: samples (cases) and elements identical, within the bound
+  and outside it;
+* cases not compared, by why: refused on purpose (documented built-in
+  cases), unsupported by qnnref, refused by ONNX Runtime.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import collections
 
 from .compare import FLOAT_ATOL, FLOAT_CASE_STEPS, FLOAT_RTOL, HIST_LABELS
 
-SCHEMA = "qnnref-conform/1"
+SCHEMA = "qnnref-conform/2"
 #: vendor statuses in the order the table shows them
 VENDOR_STATUSES = ("ok", "refused", "crashed", "hung", "error")
 
@@ -32,10 +36,13 @@ def aggregate(results, profiles) -> dict:
         if row is None:
             row = rows[r.op] = {
                 "cases": 0, "vendor": {s: 0 for s in VENDOR_STATUSES}, "integer_cases": 0, "float_cases": 0,
-                "profiles": {p: {"explains": 0, "unsupported": 0, "errors": 0,
+                "model": not r.builtin,
+                "profiles": {p: {"explains": 0, "unsupported": 0, "refused_on_purpose": 0, "errors": 0,
+                                 "outputs": {},
                                  "integer": {"cases": 0, "exact": 0, "elements": 0, "exact_elements": 0,
                                              "max_diff": 0, "histogram": [0] * len(HIST_LABELS)},
-                                 "float": {"cases": 0, "within_bound": 0, "max_abs": 0.0, "max_steps": 0}}
+                                 "float": {"cases": 0, "identical": 0, "within_bound": 0, "max_abs": 0.0,
+                                           "max_steps": 0}}
                              for p in profiles}}
         row["cases"] += 1
         row["vendor"][r.vendor_status] = row["vendor"].get(r.vendor_status, 0) + 1
@@ -49,8 +56,9 @@ def aggregate(results, profiles) -> dict:
             pr = row["profiles"][p]
             pr["explains"] += int(o.explains)
             if o.status == "unsupported":          # not compared: outside every figure below
-                pr["unsupported"] += 1
+                pr["refused_on_purpose" if o.documented else "unsupported"] += 1
                 continue
+            _count_outputs(pr["outputs"], o.outputs)
             if o.status == "error":
                 pr["errors"] += 1
             if r.kind == "integer":
@@ -66,7 +74,8 @@ def aggregate(results, profiles) -> dict:
             else:
                 s = pr["float"]
                 s["cases"] += 1
-                s["within_bound"] += int(o.explains)
+                s["within_bound"] += int(o.explains)          # identical ones included
+                s["identical"] += int(o.status == "exact")
                 for d in o.outputs:
                     if d.problem:
                         continue
@@ -85,6 +94,33 @@ def aggregate(results, profiles) -> dict:
     return rows
 
 
+def _count_outputs(table: dict, diffs) -> None:
+    """Per output name: samples (one per case compared) identical, within the
+    bound, outside it; and the same per element."""
+    for d in diffs:
+        c = table.setdefault(d.name, {"kind": d.kind, "samples": 0, "identical": 0, "within_bound": 0,
+                                      "outside": 0, "elements": 0, "identical_elements": 0,
+                                      "within_bound_elements": 0, "outside_elements": 0})
+        c["samples"] += 1
+        c[{"identical": "identical", "within-bound": "within_bound", "outside": "outside"}[d.verdict]] += 1
+        c["elements"] += d.size
+        if d.problem:
+            c["outside_elements"] += d.size
+        else:
+            c["identical_elements"] += d.size - d.differing
+            c["within_bound_elements"] += d.within
+            c["outside_elements"] += d.outside
+
+
+def output_summary(name: str, c: dict) -> str:
+    """``356 identical, 4 within the float bound, 0 outside it`` for one output's counts."""
+    bound = "the float bound" if c["kind"] == "float" else "the bound"
+    return (f"output {name!r}: {c['samples']} sample{'s' if c['samples'] != 1 else ''}: "
+            f"{c['identical']} identical, {c['within_bound']} within {bound}, {c['outside']} outside it; "
+            f"{c['elements']} elements: {c['identical_elements']} identical, "
+            f"{c['within_bound_elements']} within, {c['outside_elements']} outside")
+
+
 def diagnosis_groups(results, profile: str) -> list[dict]:
     """The cases ``profile`` does not explain, grouped by (row, verdict):
     ``{"op", "verdict", "count", "cases", "example"}``, largest groups first."""
@@ -92,7 +128,7 @@ def diagnosis_groups(results, profile: str) -> list[dict]:
     for r in results:
         o = r.outcomes.get(profile)
         if r.vendor_status != "ok":
-            if r.vendor_status == "refused":
+            if r.vendor_status == "refused":     # listed apart (Report.render)
                 continue
             key = (r.op, f"ONNX Runtime {r.vendor_status}")
             example = r.vendor_message
@@ -100,6 +136,8 @@ def diagnosis_groups(results, profile: str) -> list[dict]:
             continue
         else:
             dg = o.diagnosis or {}
+            if o.status == "unsupported" and o.documented:
+                continue                          # refused on purpose: listed apart
             if o.status == "unsupported":
                 key = (r.op, "unsupported by qnnref (its importer refused the model)")
                 example = " ".join((o.error or "").split())
@@ -126,8 +164,9 @@ def diagnosis_groups(results, profile: str) -> list[dict]:
 
 class Report:
     def __init__(self, results, profiles, *, meta: dict | None = None, overrides: dict | None = None,
-                 strict: bool = False):
+                 strict: bool = False, allow_unsupported: bool = False):
         self.strict = strict
+        self.allow_unsupported = allow_unsupported
         self.results = list(results)
         self.profiles = list(profiles)
         self.meta = meta or {}
@@ -140,23 +179,29 @@ class Report:
 
     def failures(self) -> list:
         """Cases that do not conform to the expected profile."""
-        return [r for r in self.results if not r.conforms(self.expected, self.strict)]
+        return [r for r in self.results
+                if not r.conforms(self.expected, self.strict, self.allow_unsupported)]
 
     def exit_code(self) -> int:
-        """0: every case conforms to the expected profile (ONNX Runtime
-        refusals allowed, and qnnref refusals unless strict); 1: at least one
-        does not (a difference beyond the bound, a qnnref error, an ONNX
-        Runtime crash or hang)."""
+        """0: every case conforms to the expected profile: compared and
+        explained, or a built-in case refused on purpose (documented; not
+        with ``strict``), or not compared under ``allow_unsupported``; 1: at
+        least one does not (a difference beyond the bound, a qnnref error,
+        an ONNX Runtime crash or hang, a case not compared)."""
         return 1 if self.failures() else 0
 
     def totals(self) -> dict:
         count = collections.Counter(r.vendor_status for r in self.results)
-        unsupported = sum(1 for r in self.results if r.vendor_status == "ok"
-                          and getattr(r.outcomes.get(self.expected), "status", None) == "unsupported")
+        cover = collections.Counter(r.coverage(self.expected) for r in self.results)
+        compared = [r for r in self.results if r.coverage(self.expected) == "compared"]
         return {"cases": len(self.results), **{s: count.get(s, 0) for s in VENDOR_STATUSES},
-                "unsupported": unsupported,
-                "integer_cases": sum(1 for r in self.results if r.kind == "integer"),
-                "float_cases": sum(1 for r in self.results if r.kind == "float"),
+                "compared": cover["compared"],
+                "refused_on_purpose": cover["refused-on-purpose"],
+                "unsupported": cover["unsupported"],
+                "vendor_refused": cover["vendor-refused"],
+                # of the cases compared under the expected profile
+                "integer_cases": sum(1 for r in compared if r.kind == "integer"),
+                "float_cases": sum(1 for r in compared if r.kind == "float"),
                 "failures": len(self.failures())}
 
     # -- JSON ------------------------------------------------------------------
@@ -169,6 +214,7 @@ class Report:
             "profiles": self.profiles,
             "expected_profile": self.expected,
             "strict": self.strict,
+            "allow_unsupported": self.allow_unsupported,
             "machine_overrides": self.overrides,
             "bounds": {"float_rtol": FLOAT_RTOL, "float_atol": FLOAT_ATOL,
                        "float_case_steps": FLOAT_CASE_STEPS},
@@ -191,6 +237,8 @@ class Report:
         head = [f"qnnref conform: ONNX Runtime {vend.get('onnxruntime', '?')}", m.get("suite"),
                 f"{cpu.get('model', '?')}{' (VNNI)' if cpu.get('vnni') else ''}"]
         out.append(" -- ".join(h for h in head if h))
+        for note in m.get("notes") or ():
+            out.append(f"note: {note}")
         if self.overrides:
             out.append("machine overrides applied to every profile: "
                        + ", ".join(f"{k}={v}" for k, v in self.overrides.items()))
@@ -213,20 +261,53 @@ class Report:
                 if len(g["cases"]) > 1:
                     more = ", ".join(g["cases"][1:1 + max_examples])
                     out.append(f"      also {more}{' ...' if len(g['cases']) > 1 + max_examples else ''}")
+        models = self._per_output()
+        if models:
+            out += ["", "Per model and output (a sample is one set of inputs; identical: every element equal; "
+                        "within: differs by no more than the documented bound):", models]
+        on_purpose = collections.Counter()
+        for r in self.results:
+            o = r.outcomes.get(self.expected)
+            if r.vendor_documented:
+                on_purpose[(r.op, "ONNX Runtime", r.vendor_documented)] += 1
+            elif r.vendor_status == "ok" and o is not None and o.documented:
+                on_purpose[(r.op, "qnnref", o.documented)] += 1
+        if on_purpose:
+            out += ["", "Refused on purpose (built-in cases outside a runtime's scope, documented in "
+                        "suite/refusals.py and spec/conformance.md; not compared):"]
+            for (op, who, why), n in sorted(on_purpose.items()):
+                out.append(f"  {op}: {n} by {who}: {why}")
         refused = collections.Counter((r.op, r.vendor_message.split("\n")[0][:140]) for r in self.results
-                                      if r.vendor_status == "refused")
+                                      if r.vendor_status == "refused" and not r.vendor_documented)
         if refused:
-            out += ["", "Refused by ONNX Runtime (not failures):"]
+            fails = "allowed by --allow-unsupported" if self.allow_unsupported else "failures"
+            out += ["", f"Refused by ONNX Runtime (not compared: {fails}):"]
             for (op, msg), n in refused.most_common(10):
                 out.append(f"  {op}: {n}: {msg}")
         t = self.totals()
         verdict = "PASS" if self.exit_code() == 0 else "FAIL"
-        out += ["", f"{verdict}: {t['cases']} cases ({t['integer_cases']} integer, {t['float_cases']} float, "
-                    f"{t['refused']} refused by ONNX Runtime, {t['unsupported']} unsupported by qnnref, "
-                    f"{t['crashed']} crashed, {t['hung']} hung); "
+        not_compared = t["unsupported"] + t["vendor_refused"]
+        allowed = " (allowed by --allow-unsupported)" if self.allow_unsupported and not_compared else ""
+        out += ["", f"{verdict}: {t['cases']} cases, {t['compared']} compared ({t['integer_cases']} integer, "
+                    f"{t['float_cases']} float), {t['refused_on_purpose']} refused on purpose, "
+                    f"{t['unsupported']} unsupported by qnnref, {t['vendor_refused']} refused by ONNX Runtime"
+                    f"{allowed}, {t['crashed']} crashed, {t['hung']} hung; "
                     f"{t['failures']} not explained by the expected profile {self.expected}"
                     + (f"; {m['seconds']:.1f} s" if "seconds" in m else "")]
         return "\n".join(out)
+
+    def _per_output(self) -> str:
+        lines = []
+        for op, row in self.rows.items():
+            if not row.get("model"):
+                continue
+            for p in self.profiles:
+                outputs = row["profiles"][p]["outputs"]
+                if not outputs:
+                    continue
+                lines.append(f"  {op} under {p}:")
+                lines += [f"    {output_summary(name, c)}" for name, c in outputs.items()]
+        return "\n".join(lines)
 
     def _table(self) -> str:
         head = ["operator", "cases", "refused", "crash/hang", "int", "float"]
@@ -243,7 +324,9 @@ class Report:
                 cells.append("-" if s["exact_pct"] is None else f"{s['exact_pct']:.1f}")
                 cells.append("-" if not s["cases"] else str(s["max_diff"]))
                 cells.append("-" if not f["cases"] else f"{f['within_bound']}/{f['cases']}")
-                cells.append(str(pr["unsupported"]) + (f" ({pr['errors']} err)" if pr["errors"] else ""))
+                cells.append(str(pr["unsupported"])
+                             + (f" +{pr['refused_on_purpose']} doc" if pr["refused_on_purpose"] else "")
+                             + (f" ({pr['errors']} err)" if pr["errors"] else ""))
             rows.append(cells)
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
         # a profile's name spans its three columns

@@ -58,7 +58,7 @@ def test_pass_writes_json_and_exits_0(tmp_path, capsys, fake_engine):
     assert "16/16" in captured.err                           # the progress bar, on stderr
     assert captured.out.splitlines()[-1].startswith("PASS")
     doc = json.loads(out.read_text())
-    assert doc["schema"] == "qnnref-conform/1" and doc["exit_code"] == 0
+    assert doc["schema"] == "qnnref-conform/2" and doc["exit_code"] == 0
     assert doc["totals"]["cases"] == 16 and doc["expected_profile"] == EXACT
     assert set(doc["operators"]) == {"QuantizeLinear", "DequantizeLinear"}
     assert doc["vendor"]["onnxruntime"] and "vnni" in doc["machine"]
@@ -77,15 +77,19 @@ def test_difference_exits_1(tmp_path, capsys, fake_engine):
     assert bad and all("diagnosis" in c["profiles"][EXACT] for c in bad)
 
 
-def test_unsupported_passes_unless_strict(capsys, fake_engine):
+def test_unsupported_fails_unless_allowed(capsys, fake_engine):
     class Refusing(ReferenceEngine):
         def __init__(self):
             super().__init__(fail_ops={"QuantizeLinear"})
     fake_engine(Refusing)
     argv = ["onnxruntime", "--ops", "QuantizeLinear", "--cases", "4", "--profile", EXACT, "--quiet"]
-    assert main(argv) == 0
-    assert main(argv + ["--strict"]) == 1
-    assert "4 unsupported by qnnref" in capsys.readouterr().out
+    assert main(argv) == 1                    # not compared, and no documented reason: a failure
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL") and "4 unsupported by qnnref" in out and "0 compared" in out
+    assert main(argv + ["--allow-unsupported"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("PASS") and "4 unsupported by qnnref" in out and "allowed by --allow-unsupported" in out
+    assert main(argv + ["--allow-unsupported", "--strict"]) == 2
 
 
 def test_model_files(tmp_path, capsys, fake_engine):
@@ -137,3 +141,21 @@ def test_emulated_avx2_saturation_is_diagnosed(tmp_path):
     for r in sat:
         dg = r.outcomes["onnx"].diagnosis
         assert dg["node"] == "matmul" and "u8\u00d7s8 int16 saturation" in dg["explained_by"]
+
+
+def test_suite_size_is_said_in_one_place(capsys):
+    """--help computes the built-in suite's size; README and spec point there
+    instead of repeating a number (they said ~2,100, 2,180 and 2,225)."""
+    import os
+    import re
+
+    from qnnref.conform.suite import FULL_SUITE_SIZE, GENERATORS
+    with pytest.raises(SystemExit):
+        main(["onnxruntime", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"The built-in suite: {FULL_SUITE_SIZE} cases in {len(GENERATORS)} rows" in text
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    number = re.compile(r"\b\d,?\d{3} (?:seeded |generated )?cases\b")
+    for page in ("README.md", "spec/conformance.md", "spec/profiles/README.md"):
+        body = open(os.path.join(root, page), encoding="utf-8").read()
+        assert not number.findall(body), f"{page} repeats the suite size: {number.findall(body)}"

@@ -96,4 +96,7 @@ def test_engine_refusal_is_unsupported_not_a_difference():
     case = _two_node_case(np.random.default_rng(2))
     vendor = _vendor_from(case, saturate_second=False)
     r = evaluate(case, vendor, Settings(profiles=[EXACT]), ReferenceEngine(fail_ops={"MatMulInteger"}))
-    assert r.outcomes[EXACT].status == "unsupported" and r.conforms(EXACT) and not r.conforms(EXACT, strict=True)
+    assert r.outcomes[EXACT].status == "unsupported" and r.coverage(EXACT) == "unsupported"
+    assert r.outcomes[EXACT].diagnosis is None
+    # not compared: a failure, unless allowed
+    assert not r.conforms(EXACT) and r.conforms(EXACT, allow_unsupported=True)

@@ -96,7 +96,7 @@ def make_case(op: str, index: int, seed: int = 0) -> Case:
     gen, _ = GENERATORS[op]
     fields = gen(case_rng(seed, op, index), index)
     fields["tags"] = tuple(fields.get("tags", ()))
-    return Case(id=f"{op}/{index:04d}", op=op, seed=(seed, op, index), **fields)
+    return Case(id=f"{op}/{index:04d}", op=op, seed=(seed, op, index), builtin=True, **fields)
 
 
 def counts(total: int | None = None, ops=None) -> dict[str, int]:

@@ -34,6 +34,13 @@ class Case:
     #: tests only: "crash", "hang" or "exit", done by the worker instead of running
     hook: str | None = None
     seed: tuple = ()                          # the generator's seed (for the JSON report)
+    #: a case of the built-in suite: its refusals may be documented ones (suite/refusals.py)
+    builtin: bool = False
+    #: the shapes qnnref imports the model with (``import_onnx(input_shapes=...)``):
+    #: every symbolic dimension fixed (inputs.resolve_shapes); None: the model's own
+    input_shapes: dict | None = None
+    #: a model file's case: which sample (a --data label, or "random")
+    sample: str | None = None
 
     def describe(self) -> str:
         return f"{self.id} [{', '.join(self.tags)}]" if self.tags else self.id
