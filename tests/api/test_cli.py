@@ -86,3 +86,59 @@ def test_demo_prints_float_and_int8_accuracy(capsys):
     assert main(["demo", "--limit", "50"]) == 0
     out = capsys.readouterr().out
     assert "float accuracy" in out and "int8  accuracy" in out and "ms per image" in out
+
+
+# ---------------------------------------------------------------------------
+# the kernels not built (issue 8)
+# ---------------------------------------------------------------------------
+
+def _clean_env() -> dict:
+    """This environment without QNNREF_* (a cross-check CI pass sets QNNREF_BACKEND) or PYTHONPATH."""
+    import os
+    return {k: v for k, v in os.environ.items() if not k.startswith("QNNREF_") and k != "PYTHONPATH"}
+
+
+def _package_without_kernels(tmp_path, so_bytes: bytes | None = None):
+    """A copy of the qnnref package with its compiled extension removed
+    (or replaced by ``so_bytes``), as a QNNREF_NO_KERNELS install leaves it."""
+    import shutil
+    from pathlib import Path
+    src = Path(qnnref.__file__).parent
+    dst = tmp_path / "site" / "qnnref"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "_ext.cpp"))
+    if so_bytes is not None:
+        import sysconfig
+        (dst / "_kernels" / ("_ext" + sysconfig.get_config_var("EXT_SUFFIX"))).write_bytes(so_bytes)
+    return dst.parent
+
+
+def _qnnref_cli(site, *argv):
+    return subprocess.run([sys.executable, "-m", "qnnref", *argv], capture_output=True, text=True,
+                          cwd=site, env=_clean_env(), timeout=300)
+
+
+def test_kernels_command_without_compiled_kernels_says_they_were_not_built(tmp_path):
+    """It said "cannot import name '_ext' from partially initialized module
+    ... (most likely due to a circular import)"."""
+    site = _package_without_kernels(tmp_path)
+    r = _qnnref_cli(site, "kernels")
+    assert r.returncode == 0, r.stderr
+    assert "circular" not in r.stdout + r.stderr
+    assert "the C++ kernels were not built" in r.stdout and "QNNREF_NO_KERNELS" in r.stdout, r.stdout
+    assert "built            False" in r.stdout
+    # import qnnref and the reference backend work without them
+    r = _qnnref_cli(site, "demo", "--limit", "3")
+    assert r.returncode == 0 and "reference backend" in r.stdout, r.stdout + r.stderr
+    r = _qnnref_cli(site, "demo", "--limit", "3", "--backend", "kernels")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("qnnref: error: backend 'kernels' needs the C++ kernels: the C++ kernels were not built")
+
+
+def test_kernels_command_with_a_broken_extension_says_it_cannot_be_loaded(tmp_path):
+    site = _package_without_kernels(tmp_path, so_bytes=b"not an ELF file")
+    r = _qnnref_cli(site, "kernels", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+    info = json.loads(r.stdout)
+    assert info["built"] is False and info["default_backend"] == "reference"
+    assert info["error"].startswith("the compiled C++ kernels are there but cannot be loaded"), info
