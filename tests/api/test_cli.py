@@ -89,13 +89,59 @@ def test_demo_prints_float_and_int8_accuracy(capsys):
 
 
 # ---------------------------------------------------------------------------
-# the kernels not built (issue 8)
+# issue 8: --version, help for every argument, --limit >= 1, kernels not
+# built, inspect --json schema, -v/--verbose and -q/--quiet
 # ---------------------------------------------------------------------------
 
 def _clean_env() -> dict:
     """This environment without QNNREF_* (a cross-check CI pass sets QNNREF_BACKEND) or PYTHONPATH."""
     import os
     return {k: v for k, v in os.environ.items() if not k.startswith("QNNREF_") and k != "PYTHONPATH"}
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"qnnref {qnnref.__version__}"
+    r = subprocess.run([sys.executable, "-m", "qnnref", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"qnnref {qnnref.__version__}"
+
+
+def test_every_argument_of_every_command_has_a_help_line():
+    import argparse
+    from qnnref.cli import build_parser
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sub.choices, "no commands"
+    missing = []
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.help in (None, "") and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{name} {action.dest}")
+    assert not missing, f"arguments without help: {missing}"
+    # positionals are named in the usage line and described (not "file" with nothing after it)
+    inspect_help = sub.choices["inspect"].format_help()
+    assert "FILE" in inspect_help and "the .qnn model to describe" in inspect_help
+    convert_help = sub.choices["convert"].format_help()
+    assert "IN.onnx" in convert_help and "OUT.qnn" in convert_help and "the .qnn file to write" in convert_help
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "x", "1.5"])
+def test_demo_limit_must_be_at_least_one(capsys, limit):
+    """--limit -3 ran all but the last 3 images and --limit 0 ran all: now a usage error."""
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--limit", limit])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--limit" in err and ">= 1" in err, err
+
+
+def test_demo_limit_counts_images_and_defaults_to_all(capsys):
+    images, _ = qnnref.bundled_test_set("digits")
+    assert main(["demo", "--limit", "7"]) == 0
+    assert "test set  7 held-out images" in capsys.readouterr().out
+    assert main(["demo"]) == 0
+    assert f"test set  {len(images)} held-out images" in capsys.readouterr().out
 
 
 def _package_without_kernels(tmp_path, so_bytes: bytes | None = None):
@@ -142,3 +188,63 @@ def test_kernels_command_with_a_broken_extension_says_it_cannot_be_loaded(tmp_pa
     info = json.loads(r.stdout)
     assert info["built"] is False and info["default_backend"] == "reference"
     assert info["error"].startswith("the compiled C++ kernels are there but cannot be loaded"), info
+
+
+def test_inspect_json_has_a_schema_field(model_file, capsys):
+    import json
+    from qnnref.cli import INSPECT_SCHEMA
+    assert main(["inspect", "--json", str(model_file)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["schema"] == INSPECT_SCHEMA == "qnnref-inspect/1"
+    assert list(d)[0] == "schema"
+
+
+def _run_args(model_file, tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.array([[1, 3, -128], [127, 0, 2]], np.int8))
+    return ["run", str(model_file), "--input", f"x={x}", "--output", str(tmp_path / "out.npz")]
+
+
+def test_status_lines_verbose_and_quiet(model_file, tmp_path, capsys):
+    args = _run_args(model_file, tmp_path)
+    assert main(args) == 0                      # default: the status line, no details
+    c = capsys.readouterr()
+    assert c.out.count("wrote 1 tensor(s) to") == 1 and c.err == "", c
+    assert main(args) == 0                      # handlers are replaced, not added, per call
+    assert capsys.readouterr().out.count("wrote") == 1
+    for argv in (["-v", *args], [*args, "--verbose"]):
+        assert main(argv) == 0
+        c = capsys.readouterr()
+        assert "wrote 1 tensor(s)" in c.out
+        assert all(line.startswith("qnnref: debug: ") for line in c.err.splitlines()), c.err
+        for text in ("loaded", "sha256:", "backend", "plan: 1 nodes", "rq (requantize)", "ran in"):
+            assert text in c.err, text
+    for argv in (["-q", *args], [*args, "--quiet"]):
+        assert main(argv) == 0
+        c = capsys.readouterr()
+        assert c.out == "" and c.err == "", c
+    # the result a command was asked for is still printed under -q; errors too
+    assert main(["inspect", "-q", str(model_file)]) == 0
+    assert "requantize" in capsys.readouterr().out
+    _one_line_error(capsys, ["-q", "inspect", str(tmp_path / "missing.qnn")])
+
+
+def test_demo_quiet_prints_only_the_results(capsys):
+    assert main(["demo", "-q", "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "int8  accuracy" in out and "sha256" not in out and "demo:" not in out
+
+
+def test_verbose_and_quiet_cannot_be_combined(model_file, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["-v", "inspect", "-q", str(model_file)])
+    assert e.value.code == 2 and "cannot be combined" in capsys.readouterr().err
+
+
+def test_quiet_before_conform_is_its_quiet(monkeypatch):
+    import qnnref.cli as cli
+    seen = []
+    monkeypatch.setattr(cli, "cmd_conform", lambda args: seen.append(args.rest) or 0)
+    assert cli.main(["-q", "conform", "onnxruntime", "--suite", "builtin"]) == 0
+    assert cli.main(["conform", "onnxruntime", "m.onnx"]) == 0
+    assert seen == [["onnxruntime", "--suite", "builtin", "--quiet"], ["onnxruntime", "m.onnx"]]
