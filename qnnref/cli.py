@@ -45,12 +45,12 @@ class _Only(logging.Filter):
         return self.lo <= record.levelno < self.hi
 
 
-def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
+def configure_logging(verbose: int = 0, quiet: bool = False):
     """Set up the ``qnnref`` logger for one command: INFO status lines on
-    stdout, DEBUG (with -v) and WARNING+ on stderr. Handlers are bound to the
-    current sys.stdout / sys.stderr and replaced on every call."""
-    for h in [h for h in log.handlers if getattr(h, "_qnnref_cli", False)]:
-        log.removeHandler(h)
+    stdout, DEBUG (with -v) and WARNING+ on stderr, bound to the current
+    sys.stdout / sys.stderr. Returns a function that undoes it (main calls it
+    when the command ends, so a program that calls main keeps its logging)."""
+    saved = (log.level, log.propagate)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
     status = logging.StreamHandler(sys.stdout)
@@ -62,9 +62,16 @@ def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
     warn = logging.StreamHandler(sys.stderr)
     warn.addFilter(_Only(logging.WARNING, logging.ERROR))
     warn.setFormatter(logging.Formatter("qnnref: warning: %(message)s"))
-    for h in (status, other, warn):
-        h._qnnref_cli = True
+    handlers = (status, other, warn)
+    for h in handlers:
         log.addHandler(h)
+
+    def restore() -> None:
+        for h in handlers:
+            log.removeHandler(h)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+    return restore
 
 
 def _load(args, **options):
@@ -443,23 +450,25 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     if args.verbose and args.quiet:
         parser.error("-v/--verbose and -q/--quiet cannot be combined")
-    configure_logging(args.verbose, args.quiet)
+    restore_logging = configure_logging(args.verbose, args.quiet)
     try:
         return args.func(args)
     except (QnnError, CliError) as e:
         print("qnnref: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 1
-    except OSError as e:
-        print(f"qnnref: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
+    except BrokenPipeError:             # an OSError, so before that branch
         # the reader went away (e.g. `qnnref inspect m.qnn | head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except OSError as e:
+        print(f"qnnref: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("qnnref: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore_logging()
 
 
 if __name__ == "__main__":

@@ -210,8 +210,10 @@ def test_status_lines_verbose_and_quiet(model_file, tmp_path, capsys):
     assert main(args) == 0                      # default: the status line, no details
     c = capsys.readouterr()
     assert c.out.count("wrote 1 tensor(s) to") == 1 and c.err == "", c
-    assert main(args) == 0                      # handlers are replaced, not added, per call
+    assert main(args) == 0                      # handlers are removed after each call, not piled up
     assert capsys.readouterr().out.count("wrote") == 1
+    import logging
+    assert not logging.getLogger("qnnref").handlers and logging.getLogger("qnnref").propagate
     for argv in (["-v", *args], [*args, "--verbose"]):
         assert main(argv) == 0
         c = capsys.readouterr()
@@ -248,3 +250,21 @@ def test_quiet_before_conform_is_its_quiet(monkeypatch):
     assert cli.main(["-q", "conform", "onnxruntime", "--suite", "builtin"]) == 0
     assert cli.main(["conform", "onnxruntime", "m.onnx"]) == 0
     assert seen == [["onnxruntime", "--suite", "builtin", "--quiet"], ["onnxruntime", "m.onnx"]]
+
+
+def test_a_closed_pipe_stops_quietly(tmp_path):
+    """`qnnref inspect big.qnn | head -1` printed "qnnref: error: : Broken pipe":
+    the BrokenPipeError branch came after the OSError one, which caught it."""
+    b = GraphBuilder()
+    x = b.input("x", "int8", (2, 3), scale=0.5, zero_point=1)
+    for i in range(1500):               # far more than a pipe's buffer of output
+        x = b.node("requantize", [x], {"dtype": "int8"}, scale=0.5, zero_point=1, name=f"n{i}", output=f"t{i}")
+    b.output(x)
+    path = tmp_path / "big.qnn"
+    qnnref.save(b.graph(), path)
+    p = subprocess.Popen([sys.executable, "-m", "qnnref", "inspect", str(path)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=_clean_env())
+    assert p.stdout.readline().startswith(b"file")
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 1 and err == "", err
