@@ -45,11 +45,19 @@ class _Only(logging.Filter):
         return self.lo <= record.levelno < self.hi
 
 
+class _Prefixed(logging.Formatter):
+    """``qnnref: debug: ...``, ``qnnref: warning: ...``: the level, as the CLI's errors say it."""
+
+    def format(self, record):
+        return f"qnnref: {record.levelname.lower()}: {super().format(record)}"
+
+
 def configure_logging(verbose: int = 0, quiet: bool = False):
     """Set up the ``qnnref`` logger for one command: INFO status lines on
-    stdout, DEBUG (with -v) and WARNING+ on stderr, bound to the current
-    sys.stdout / sys.stderr. Returns a function that undoes it (main calls it
-    when the command ends, so a program that calls main keeps its logging)."""
+    stdout; DEBUG (with -v), warnings and errors on stderr; bound to the
+    current sys.stdout / sys.stderr. Returns a function that undoes it (main
+    calls it when the command ends, so a program that calls main keeps its
+    logging)."""
     saved = (log.level, log.propagate)
     log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
@@ -57,12 +65,9 @@ def configure_logging(verbose: int = 0, quiet: bool = False):
     status.addFilter(_Only(logging.INFO, logging.WARNING))
     status.setFormatter(logging.Formatter("%(message)s"))
     other = logging.StreamHandler(sys.stderr)
-    other.addFilter(_Only(logging.NOTSET, logging.INFO))
-    other.setFormatter(logging.Formatter("qnnref: debug: %(message)s"))
-    warn = logging.StreamHandler(sys.stderr)
-    warn.addFilter(_Only(logging.WARNING, logging.ERROR))
-    warn.setFormatter(logging.Formatter("qnnref: warning: %(message)s"))
-    handlers = (status, other, warn)
+    other.addFilter(lambda record: record.levelno != logging.INFO)
+    other.setFormatter(_Prefixed("%(message)s"))
+    handlers = (status, other)
     for h in handlers:
         log.addHandler(h)
 

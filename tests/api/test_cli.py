@@ -268,3 +268,29 @@ def test_a_closed_pipe_stops_quietly(tmp_path):
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 1 and err == "", err
+
+
+def test_library_log_records_reach_the_cli_streams(monkeypatch, model_file, capsys):
+    """Records of any qnnref.* logger during a command: INFO on stdout, the rest
+    on stderr with the level, DEBUG only with -v."""
+    import logging
+    import qnnref.cli as cli
+    original = cli.cmd_inspect
+
+    def inspect_and_log(args):
+        lib = logging.getLogger("qnnref.somewhere")
+        lib.debug("a detail")
+        lib.info("a status")
+        lib.warning("a warning")
+        lib.error("an error")
+        return original(args)
+    monkeypatch.setattr(cli, "cmd_inspect", inspect_and_log)
+    assert main(["inspect", str(model_file)]) == 0
+    c = capsys.readouterr()
+    assert c.out.startswith("a status\n")
+    assert c.err == "qnnref: warning: a warning\nqnnref: error: an error\n", c.err
+    assert main(["-v", "inspect", str(model_file)]) == 0
+    assert "qnnref: debug: a detail\n" in capsys.readouterr().err
+    assert main(["-q", "inspect", str(model_file)]) == 0
+    c = capsys.readouterr()
+    assert "a status" not in c.out and "a warning" in c.err
