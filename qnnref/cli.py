@@ -381,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     _verbosity_args(p, default=True)
     common = argparse.ArgumentParser(add_help=False)
     _verbosity_args(common, default=False)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND",
+                           help="what to do (qnnref COMMAND --help describes its arguments)")
     sub.required = True
 
     s = sub.add_parser("inspect", parents=[common],

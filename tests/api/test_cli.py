@@ -113,7 +113,7 @@ def test_every_argument_of_every_command_has_a_help_line():
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert sub.choices, "no commands"
-    missing = []
+    missing = [f"qnnref {a.dest}" for a in parser._actions if not a.help]
     for name, command in sub.choices.items():
         for action in command._actions:
             if action.help in (None, "") and not isinstance(action, argparse._HelpAction):
