@@ -2,6 +2,10 @@
 the build needs, and ``pip install``-ed into a fresh virtual environment it
 gives working C++ kernels and a working demo.
 
+(This directory is tests/sdist, not tests/packaging: a test package named
+``packaging`` stands in for the real ``packaging`` module, which onnxruntime
+and build import.)
+
 Slow (a full build of the kernels, one to two minutes), so it runs once per
 CI run: it is skipped in CI's cross-check passes (``QNNREF_BACKEND`` set),
 which re-run the whole suite to compare backends, not to test packaging. It
