@@ -14,8 +14,16 @@ import glob
 import os
 import sys
 
+import setuptools
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+
+# pyproject.toml's licence metadata is PEP 639 (an SPDX string and license-files), which older
+# setuptools reject with a schema dump; `pip install` and `python -m build` fetch a recent one
+# (build-system.requires), but `python setup.py build_ext --inplace` uses the one installed.
+if int(setuptools.__version__.split(".")[0]) < 77:
+    sys.exit(f"qnnref's build needs setuptools >= 77 (PEP 639 licence metadata); this Python has "
+             f"{setuptools.__version__}: python -m pip install 'setuptools>=77'")
 
 COMMON_FLAGS = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno",
                 "-Wall", "-Wno-unused-function", "-Wno-sign-compare", "-pthread"]

@@ -1,12 +1,19 @@
-"""The ``qnnref`` command line: inspect, run, demo.
+"""The ``qnnref`` command line: inspect, run, demo, convert, conform, kernels.
 
 Errors print one line (``qnnref: error: ...``) and exit with status 1; no
 traceback, whatever the input.
+
+What a command was asked for (inspect's description, run's arrays, demo's
+accuracy, kernels' table) is printed on stdout. Everything else goes through
+the ``qnnref`` logger: status lines ("wrote ...") at INFO on stdout, details
+(backend, plan, timings) at DEBUG on stderr. ``-v/--verbose`` shows DEBUG,
+``-q/--quiet`` leaves out INFO (and warnings are still shown).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -17,8 +24,82 @@ from . import __version__
 from .errors import QnnError
 
 
+log = logging.getLogger("qnnref")
+
+#: the ``schema`` field of ``qnnref inspect --json`` (README, "Command line"); bump on a breaking change
+INSPECT_SCHEMA = "qnnref-inspect/1"
+
+
 class CliError(Exception):
     """A usage problem found after parsing (bad --input value, missing file)."""
+
+
+class _Only(logging.Filter):
+    """Pass records whose level is in [lo, hi)."""
+
+    def __init__(self, lo: int, hi: int):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def filter(self, record):
+        return self.lo <= record.levelno < self.hi
+
+
+class _Prefixed(logging.Formatter):
+    """``qnnref: debug: ...``, ``qnnref: warning: ...``: the level, as the CLI's errors say it."""
+
+    def format(self, record):
+        return f"qnnref: {record.levelname.lower()}: {super().format(record)}"
+
+
+def configure_logging(verbose: int = 0, quiet: bool = False):
+    """Set up the ``qnnref`` logger for one command: INFO status lines on
+    stdout; DEBUG (with -v), warnings and errors on stderr; bound to the
+    current sys.stdout / sys.stderr. Returns a function that undoes it (main
+    calls it when the command ends, so a program that calls main keeps its
+    logging)."""
+    saved = (log.level, log.propagate)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    status = logging.StreamHandler(sys.stdout)
+    status.addFilter(_Only(logging.INFO, logging.WARNING))
+    status.setFormatter(logging.Formatter("%(message)s"))
+    other = logging.StreamHandler(sys.stderr)
+    other.addFilter(lambda record: record.levelno != logging.INFO)
+    other.setFormatter(_Prefixed("%(message)s"))
+    handlers = (status, other)
+    for h in handlers:
+        log.addHandler(h)
+
+    def restore() -> None:
+        for h in handlers:
+            log.removeHandler(h)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+    return restore
+
+
+def _load(args, **options):
+    """qnnref.load(args.file, ...), with the load time and the plan at DEBUG."""
+    from . import load
+    t0 = time.perf_counter()
+    model = load(args.file, verify=not getattr(args, "no_verify", False), **options)
+    log.debug("loaded %s in %.2f ms: sha256:%s, profile %s, %s", args.file, (time.perf_counter() - t0) * 1e3,
+              model.digest, model.profile, _describe_backend(model))
+    _log_plan(model)
+    return model
+
+
+def _log_plan(model) -> None:
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    plan = model.plan()
+    counts: dict[str, int] = {}
+    for r in plan:
+        counts[r["runs"]] = counts.get(r["runs"], 0) + 1
+    log.debug("plan: %d nodes: %s", len(plan), "; ".join(f"{n} {runs}" for runs, n in counts.items()))
+    for r in plan:
+        log.debug("  %s (%s): %s", r["node"], r["op"], r["runs"])
 
 
 # ---------------------------------------------------------------------------
@@ -63,8 +144,7 @@ def _attr_text(attrs: dict) -> str:
 
 
 def cmd_inspect(args) -> int:
-    from . import load
-    model = load(args.file, verify=not args.no_verify)
+    model = _load(args)
     g = model.graph
     if args.json:
         print(json.dumps(_inspect_json(model), indent=2))
@@ -123,6 +203,7 @@ def _inspect_json(model) -> dict:
                 "axis": q.axis, "block_size": q.block_size}
 
     return {
+        "schema": INSPECT_SCHEMA,
         "digest": model.digest, "profile": model.profile, "metadata": g.metadata,
         "backend": model.backend, "isa": model.isa, "plan": model.plan(), "float_nodes": _float_nodes(g),
         "inputs": g.inputs, "outputs": g.outputs,
@@ -173,8 +254,7 @@ def _describe_backend(model) -> str:
 
 
 def cmd_run(args) -> int:
-    from . import load
-    model = load(args.file, verify=not args.no_verify, **_backend_options(args))
+    model = _load(args, **_backend_options(args))
     inputs = {}
     for item in args.input or []:
         if "=" in item:
@@ -187,9 +267,11 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     outputs = model.run(inputs, capture=args.capture)
     dt = time.perf_counter() - t0
+    log.debug("ran in %.2f ms: %s", dt * 1e3,
+              ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in inputs.items()) or "no inputs")
     if args.output:
         _write_npz(args.output, outputs)
-        print(f"wrote {len(outputs)} tensor(s) to {args.output} ({dt * 1e3:.2f} ms)")
+        log.info("wrote %d tensor(s) to %s (%.2f ms)", len(outputs), args.output, dt * 1e3)
     else:
         for name, arr in outputs.items():
             print(f"{name}: {arr.dtype}{list(arr.shape)}")
@@ -202,11 +284,11 @@ def cmd_run(args) -> int:
 # ---------------------------------------------------------------------------
 
 def cmd_demo(args) -> int:
-    from . import bundled_model, bundled_test_set, load
+    from . import bundled_model, bundled_test_set
     path = bundled_model("digits")
-    model = load(path, **_backend_options(args))
+    model = _load(argparse.Namespace(file=path), **_backend_options(args))
     images, labels = bundled_test_set("digits")
-    if args.limit:
+    if args.limit is not None:          # >= 1 (argparse checked); default: every image
         images, labels = images[: args.limit], labels[: args.limit]
     x_name, y_name = model.inputs[0].name, model.outputs[0].name
     q_images = model.quantize(x_name, images)       # float -> int8 with the input's parameters
@@ -221,9 +303,10 @@ def cmd_demo(args) -> int:
     n = len(labels)
     lat = np.array(latencies) * 1e3
     md = model.metadata
-    print(f"qnnref {__version__} demo: {md.get('description', 'digits CNN')}")
-    print(f"model     {path}")
-    print(f"          sha256:{model.digest}  profile {model.profile}")
+    log.info("qnnref %s demo: %s", __version__, md.get("description", "digits CNN"))
+    log.info("model     %s", path)
+    log.info("          sha256:%s  profile %s", model.digest, model.profile)
+    log.debug("%d images in %.1f ms", n, float(lat.sum()))
     print(f"test set  {n} held-out images of the UCI handwritten digits (8x8)")
     fa = md.get("float_accuracy")
     if fa is not None:
@@ -246,8 +329,10 @@ def cmd_convert(args) -> int:
             raise CliError(f"--input-shape {item!r}: expected NAME=D0,D1,...") from None
         if not name:
             raise CliError(f"--input-shape {item!r}: expected NAME=D0,D1,...")
+    t0 = time.perf_counter()
     digest = convert(args.input, args.output, args.profile, input_shapes=shapes or None)
-    print(f"wrote {args.output} (sha256:{digest}, profile {args.profile})")
+    log.debug("converted in %.1f ms", (time.perf_counter() - t0) * 1e3)
+    log.info("wrote %s (sha256:%s, profile %s)", args.output, digest, args.profile)
     return 0
 
 
@@ -270,15 +355,39 @@ def cmd_kernels(args) -> int:
 
 # ---------------------------------------------------------------------------
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _verbosity_args(p, default) -> None:
+    """-v/--verbose and -q/--quiet, on the main parser (default: off) and on
+    every command (default: SUPPRESS, so ``qnnref -v demo`` is not undone)."""
+    p.add_argument("-v", "--verbose", action="count", default=0 if default else argparse.SUPPRESS,
+                   help="also print details on stderr: backend, execution plan, timings")
+    p.add_argument("-q", "--quiet", action="store_true", default=False if default else argparse.SUPPRESS,
+                   help="print only the command's result and errors (no status lines)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qnnref", description="qnnref: the reference runtime for quantized "
                                 "neural networks (exact, specified integer semantics).")
     p.add_argument("--version", action="version", version=f"qnnref {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _verbosity_args(p, default=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _verbosity_args(common, default=False)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND",
+                           help="what to do (qnnref COMMAND --help describes its arguments)")
     sub.required = True
 
-    s = sub.add_parser("inspect", help="describe a .qnn file: inputs, outputs, nodes, quantization, digest")
-    s.add_argument("file")
+    s = sub.add_parser("inspect", parents=[common],
+                       help="describe a .qnn file: inputs, outputs, nodes, quantization, digest")
+    s.add_argument("file", metavar="FILE", help="the .qnn model to describe")
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
     s.add_argument("--no-verify", action="store_true", help="skip SHA-256 checks (faster on big files)")
     s.set_defaults(func=cmd_inspect)
@@ -292,9 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--threads", type=int, default=None,
                        help="kernel threads (default $QNNREF_THREADS, else 1; same bits for any count)")
 
-    s = sub.add_parser("run", help="run a .qnn model on .npy inputs")
+    s = sub.add_parser("run", parents=[common], help="run a .qnn model on .npy inputs")
     backend_args(s)
-    s.add_argument("file")
+    s.add_argument("file", metavar="FILE", help="the .qnn model to run")
     s.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy",
                    help="an input array (repeat per input; NAME= may be left out for one-input models)")
     s.add_argument("--output", "-o", metavar="OUT.npz", help="write outputs to an .npz file")
@@ -302,14 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-verify", action="store_true", help="skip SHA-256 checks")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("demo", help="run the bundled digits model on its test set")
-    s.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    s = sub.add_parser("demo", parents=[common], help="run the bundled digits model on its test set")
+    s.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="use only the first N images (N >= 1; default: all)")
     backend_args(s)
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("convert", help="import a quantized ONNX model and write it as .qnn")
-    s.add_argument("input", metavar="IN.onnx")
-    s.add_argument("output", metavar="OUT.qnn")
+    s = sub.add_parser("convert", parents=[common], help="import a quantized ONNX model and write it as .qnn")
+    s.add_argument("input", metavar="IN.onnx", help="the quantized ONNX model (QOperator or QDQ)")
+    s.add_argument("output", metavar="OUT.qnn", help="the .qnn file to write")
     s.add_argument("--profile", default="onnx", help="semantic profile (default: onnx; e.g. ort-cpu-x86)")
     s.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="a static shape for an input with symbolic dimensions (repeat per input)")
@@ -317,10 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("conform", help="compare a vendor runtime with qnnref, bit for bit "
                        "(qnnref conform onnxruntime --help)", add_help=False)
-    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.add_argument("rest", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="the harness's own arguments: a vendor (onnxruntime), models, options")
     s.set_defaults(func=cmd_conform)
 
-    s = sub.add_parser("kernels", help="what the compiled kernels support on this machine")
+    s = sub.add_parser("kernels", parents=[common], help="what the compiled kernels support on this machine")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_kernels)
     return p
@@ -329,27 +440,41 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["conform"]:
+    lead = 0                            # -v / -q before the command
+    while lead < len(argv) and argv[lead] in ("-v", "--verbose", "-q", "--quiet", "-vv"):
+        lead += 1
+    if argv[lead:lead + 1] == ["conform"]:
         # the conformance harness parses its own options (qnnref conform --help)
-        args = argparse.Namespace(func=cmd_conform, rest=argv[1:])
+        flags = argv[:lead]
+        rest = argv[lead + 1:]
+        if any(f in ("-q", "--quiet") for f in flags) and "--quiet" not in rest:
+            rest = [*rest, "--quiet"]
+        args = argparse.Namespace(func=cmd_conform, rest=rest, quiet=False,
+                                  verbose=sum(f.count("v") if f.startswith("-v") else f == "--verbose"
+                                              for f in flags))
     else:
         args = parser.parse_args(argv)
+    if args.verbose and args.quiet:
+        parser.error("-v/--verbose and -q/--quiet cannot be combined")
+    restore_logging = configure_logging(args.verbose, args.quiet)
     try:
         return args.func(args)
     except (QnnError, CliError) as e:
         print("qnnref: error: " + " ".join(str(e).split()), file=sys.stderr)
         return 1
-    except OSError as e:
-        print(f"qnnref: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
+    except BrokenPipeError:             # an OSError, so before that branch
         # the reader went away (e.g. `qnnref inspect m.qnn | head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except OSError as e:
+        print(f"qnnref: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("qnnref: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore_logging()
 
 
 if __name__ == "__main__":

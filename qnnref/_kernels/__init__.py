@@ -21,17 +21,28 @@ and models run on the reference backend.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
 from ..errors import QnnError
 
+#: why the kernels are unavailable when the compiled module is not there at all
+NOT_BUILT = ("the C++ kernels were not built (no compiled qnnref._kernels._ext): reinstall with `pip install .` "
+             "without QNNREF_NO_KERNELS (a C++17 compiler is needed); the reference backend works without them")
+
 try:
     from . import _ext  # noqa: F401
     _IMPORT_ERROR: str | None = None
-except ImportError as e:  # not built (e.g. a source checkout without build_ext)
+except ImportError as e:
     _ext = None
-    _IMPORT_ERROR = str(e)
+    # `from . import _ext` on a missing module says "partially initialized module ... (most likely
+    # due to a circular import)", which misleads: say whether it is missing or failed to load
+    if importlib.util.find_spec(f"{__name__}._ext") is None:
+        _IMPORT_ERROR = NOT_BUILT
+    else:   # built, but cannot be loaded (e.g. built for another numpy or Python)
+        _IMPORT_ERROR = (f"the compiled C++ kernels are there but cannot be loaded ({e}); rebuild them "
+                         "with `pip install .`")
 
 ISAS = ("scalar", "avx2")
 ISA_CODES = {"scalar": 0, "avx2": 1}
@@ -157,8 +168,7 @@ def resolve_backend(backend: str | None = None) -> str:
     if chosen not in BACKENDS:
         raise QnnError(f"unknown backend {chosen!r}: known are {', '.join(BACKENDS)}")
     if chosen != "reference" and not available():
-        raise QnnError(f"backend {chosen!r} needs the compiled kernels, which are not built here "
-                       f"({_IMPORT_ERROR}); reinstall with `pip install .` or use backend='reference'")
+        raise QnnError(f"backend {chosen!r} needs the C++ kernels: {_IMPORT_ERROR or NOT_BUILT}")
     return chosen
 
 
