@@ -91,16 +91,25 @@ def validate_graph(graph: Graph, where: str = "model", only: set[str] | None = N
     return contexts
 
 
+def _io(tensors) -> tuple:
+    """(numpy dtype, shape) of each tensor (None for an absent slot), as a
+    tuple of plain values: what a kernel's preparation relied on."""
+    return tuple(None if t is None else (np.dtype(t.dt.numpy), tuple(int(d) for d in t.shape)) for t in tensors)
+
+
 class _Batch:
     """What a Model prepared for one batch size: the concrete graph, its node
     contexts and, per node, the kernel and its prepared state (or None)."""
 
-    __slots__ = ("batch", "graph", "contexts", "plan", "reasons")
+    __slots__ = ("batch", "graph", "contexts", "plan", "reasons", "expect")
 
     def __init__(self, batch, graph, contexts):
         self.batch, self.graph, self.contexts = batch, graph, contexts
         self.plan: list[tuple[Any, Any]] = []
         self.reasons: list[str] = []
+        #: per node, what its kernel was prepared for: ((dtype, shape) per input
+        #: slot or None, (dtype, shape) per output); None for reference nodes
+        self.expect: list[Any] = []
 
 
 class Model:
@@ -171,6 +180,7 @@ class Model:
                 b.plan.append((None, None))
                 b.reasons.append("reference" if self.backend == "reference"
                                  else "reference (no kernel: numpy data movement)")
+                b.expect.append(None)
                 continue
             try:
                 _kernels.check_semantics(kernel, ctx)
@@ -178,11 +188,13 @@ class Model:
             except _kernels.Unsupported as e:
                 b.plan.append((None, None))
                 b.reasons.append(f"reference ({e})")
+                b.expect.append(None)
                 continue
             except ValidationError as e:
                 raise ValidationError(f"{self._where}: {e}") from None
             b.plan.append((kernel, state))
             b.reasons.append(f"kernel ({self.isa})")
+            b.expect.append((_io(ctx.inputs), _io(ctx.outputs)))
         return b
 
     def _for_batch(self, n: int) -> _Batch:
@@ -346,16 +358,16 @@ class Model:
         env.update(bound)
         b = self._batches[1] if n == 1 and not self.batch_symbol else self._for_batch(n)
         tensors = b.graph.tensors
-        for ctx, op, (kernel, state) in zip(b.contexts, self._ops, b.plan):
+        for ctx, op, (kernel, state), expect in zip(b.contexts, self._ops, b.plan, b.expect):
             args = [env[i] if i else None for i in ctx.node.inputs]
             t0 = time.perf_counter() if timings is not None else 0.0
             try:
                 if kernel is None:
                     results = op.run(ctx, args)
                 elif self.backend == "kernels":
-                    results = self._run_kernel(ctx, op, kernel, state, args)
+                    results = self._run_kernel(ctx, op, kernel, state, args, expect)
                 else:
-                    results = self._cross_check(ctx, op, kernel, state, args)
+                    results = self._cross_check(ctx, op, kernel, state, args, expect)
             except QnnError as e:
                 if ctx.where() in str(e):
                     raise
@@ -374,24 +386,27 @@ class Model:
         return {name: env[name] for name in self.graph.outputs}
 
     @staticmethod
-    def _check_args(ctx, args) -> None:
-        """Before any C++ call: every array is what the kernel was prepared
-        for (dtype and shape of the node's prepared inputs). The C++ code
-        relies on it; a mismatch is a RuntimeCheckError, never a stray read."""
-        for i, (t, arr) in enumerate(zip(ctx.inputs, args)):
-            if t is None:
+    def _check_args(ctx, args, expect) -> None:
+        """Before any C++ call: every array, and every tensor the kernel reads
+        its sizes from, is what the kernel was prepared for (``expect``,
+        recorded at preparation). The C++ code relies on it; a mismatch is a
+        RuntimeCheckError, never a read or write out of bounds."""
+        ins, outs = expect
+        if _io(ctx.inputs) != ins or _io(ctx.outputs) != outs:
+            raise ctx.runtime_error("the node's tensors changed after its kernel was prepared")
+        for i, (want, arr) in enumerate(zip(ins, args)):
+            if want is None:
                 if arr is not None:
                     raise ctx.runtime_error(f"input {i} was prepared absent but is given")
                 continue
-            if (not isinstance(arr, np.ndarray) or arr.dtype != t.dt.numpy
-                    or tuple(arr.shape) != tuple(t.shape)):
+            if not isinstance(arr, np.ndarray) or (arr.dtype, tuple(arr.shape)) != want:
                 got = f"{arr.dtype}{list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
-                raise ctx.runtime_error(f"input {t.name!r} is {got}, but the kernel was prepared for "
-                                        f"{t.dt.numpy}{list(t.shape)}")
+                raise ctx.runtime_error(f"input {ctx.node.inputs[i]!r} is {got}, but the kernel was "
+                                        f"prepared for {want[0]}{list(want[1])}")
 
-    def _run_kernel(self, ctx, op, kernel, state, args):
+    def _run_kernel(self, ctx, op, kernel, state, args, expect):
         from ._kernels import NeedsReference
-        self._check_args(ctx, args)
+        self._check_args(ctx, args, expect)
         try:
             return kernel.run(ctx, state, args, self.isa, self.threads)
         except NeedsReference:
@@ -399,9 +414,9 @@ class Model:
             # the specified error (or computes the result if it held).
             return op.run(ctx, args)
 
-    def _cross_check(self, ctx, op, kernel, state, args):
+    def _cross_check(self, ctx, op, kernel, state, args, expect):
         ref = op.run(ctx, args)
-        got = self._run_kernel(ctx, op, kernel, state, args)
+        got = self._run_kernel(ctx, op, kernel, state, args, expect)
         for name, r, k in zip(ctx.node.outputs, ref, got):
             if r.dtype != k.dtype or r.shape != k.shape:
                 raise CrossCheckError(f"{ctx.where()}: output {name!r}: the kernel ({self.isa}) gave "

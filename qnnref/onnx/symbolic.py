@@ -127,4 +127,8 @@ def import_with_batch(import_static, proto, profile: str, input_shapes: dict | N
     nodes = [_node(a, b) for a, b in zip(g1.nodes, g2.nodes)]
     graph = Graph(tensors, nodes, list(g1.inputs), list(g1.outputs), g1.copy().metadata)
     m = models[0]
-    return Model(graph, backend=m.backend, isa=m.isa, threads=m.threads)
+    try:
+        return Model(graph, backend=m.backend, isa=m.isa, threads=m.threads)
+    except ValidationError as e:
+        raise ValidationError(f"import_onnx: the symbolic batch {symbol!r} cannot be kept: {e}; pass "
+                              "input_shapes to fix the batch") from None
