@@ -224,6 +224,15 @@ class Model:
     def _plan_reason(self) -> list[str]:
         return self._batches[1].reasons if 1 in self._batches else next(iter(self._batches.values())).reasons
 
+    def concrete_graph(self, batch: int = 1) -> Graph:
+        """The graph at a fixed batch size (the symbol replaced by ``batch``
+        in every shape; the graph itself for a static model), read-only."""
+        if not self.batch_symbol:
+            return self.graph
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise QnnError(f"batch must be an integer >= 1, got {batch!r}")
+        return freeze(self._for_batch(batch).graph)
+
     def prepared_batches(self) -> list[int]:
         """The batch sizes prepared now (least recently used first)."""
         with self._lock:

@@ -136,3 +136,13 @@ def test_a_dim_param_name_is_kept_and_a_batch_that_cannot_stay_open_is_refused()
     with pytest.raises(qnnref.ValidationError, match="symbolic batch 'N' cannot be kept.*input_shapes"):
         import_onnx(m, profile="qnnref")
     assert import_onnx(m, profile="qnnref", input_shapes={"x": (3, 16)}).inputs[0].shape == (3, 16)
+
+
+def test_export_writes_a_fixed_batch(tmp_path):
+    m = import_onnx(quantized("QDQ"), profile="qnnref")
+    with pytest.raises(qnnref.ValidationError, match="concrete_graph"):
+        qnnref.export_onnx(m, tmp_path / "m.onnx")
+    qnnref.export_onnx(m.concrete_graph(3), tmp_path / "m.onnx")
+    out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"x": images(3)})[0]
+    assert out.shape == (3, 10)
