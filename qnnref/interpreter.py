@@ -209,7 +209,8 @@ class Model:
             graph = _batch.instantiate(self.graph, n, self._symbolic)
             b = self._prepare(_Batch(n, graph, validate_graph(graph, self._where, self._symbolic)))
         except ValidationError as e:
-            raise RuntimeCheckError(f"{e} (at batch {n} of the symbolic batch {self.batch_symbol!r})") from None
+            raise RuntimeCheckError(f"inputs of batch size {n} (the symbolic batch {self.batch_symbol!r}): "
+                                    f"{e}") from None
         with self._lock:
             self._batches[n] = b
             while len(self._batches) > max(1, int(self.BATCH_CACHE)):
