@@ -117,7 +117,14 @@ def import_with_batch(import_static, proto, profile: str, input_shapes: dict | N
     for n in (1, 2):
         shapes = dict(input_shapes or {})
         shapes.update({name: (n, *rest) for name, (_, rest) in found.items()})
-        models.append(import_static(proto, profile, shapes, constants))
+        try:
+            models.append(import_static(proto, profile, shapes, constants))
+        except ValidationError as e:
+            if n == 1:
+                raise
+            fixed = ", ".join(f"{name!r}: {(1, *rest)}" for name, (_, rest) in found.items())
+            raise ValidationError(f"import_onnx: the symbolic batch {symbol!r} cannot be kept: at batch 2, {e}; "
+                                  f"pass input_shapes={{{fixed}}} to fix the batch") from None
     g1, g2 = models[0].graph, models[1].graph
     if set(g1.tensors) != set(g2.tensors) or len(g1.nodes) != len(g2.nodes) \
             or list(g1.inputs) != list(g2.inputs) or list(g1.outputs) != list(g2.outputs):

@@ -146,3 +146,15 @@ def test_export_writes_a_fixed_batch(tmp_path):
     out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"x": images(3)})[0]
     assert out.shape == (3, 10)
+
+
+def test_a_hard_coded_batch_1_reshape_says_to_fix_the_batch():
+    """Exporters often write Reshape(x, [1, -1]): at batch 2 that is not a
+    flatten any more, so the batch cannot stay open; the error says how to fix it."""
+    nodes = [node("QuantizeLinear", ["x", "s", "z"], ["q"]), node("Reshape", ["q", "shape"], ["r"]),
+             node("DequantizeLinear", ["r", "s", "z"], ["y"])]
+    m = make_model(nodes, {"x": (np.float32, ("N", 2, 3))}, {"y": (np.float32, None)},
+                   [init("s", 0.1, np.float32), init("z", 3, np.uint8), init("shape", np.array([1, 6], np.int64))])
+    with pytest.raises(qnnref.ValidationError, match=r"(?s)cannot be kept.*input_shapes=\{'x': \(1, 2, 3\)\}"):
+        import_onnx(m, profile="qnnref")
+    assert import_onnx(m, profile="qnnref", input_shapes={"x": (1, 2, 3)}).outputs[0].shape == (1, 6)
