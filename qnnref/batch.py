@@ -85,7 +85,8 @@ def instantiate(graph: Graph, batch: int, symbolic: set[str] | None = None) -> G
     return Graph(tensors, nodes, graph.inputs, graph.outputs, graph.metadata)
 
 
-def _axis(ctx, value, rank: int) -> int | None:
+def _axis(value, rank: int) -> int | None:
+    """``value`` as an axis in [0, rank), None when it is not one."""
     return value % rank if isinstance(value, int) and rank and -rank <= value < rank else None
 
 
@@ -113,14 +114,14 @@ def _mixes_items(ctx, node: Node, symbolic: set[str]) -> str | None:
     x = ctx.inputs[0]
     rank = len(x.shape) if x is not None else 0
     x_batched = bool(node.inputs) and node.inputs[0] in symbolic
-    if op in ("softmax", "float_softmax", "concat") and x_batched and _axis(ctx, a.get("axis"), rank) == 0:
+    if op in ("softmax", "float_softmax") and x_batched and _axis(a.get("axis"), rank) == 0:
         return f"its axis {a.get('axis')} is the batch axis"
-    if op == "concat" and any(i in symbolic for i in node.inputs) and _axis(ctx, a.get("axis"), rank) == 0:
+    if op == "concat" and any(i in symbolic for i in node.inputs) and _axis(a.get("axis"), rank) == 0:
         return "it concatenates along the batch axis"
-    if op == "gather" and x_batched and _axis(ctx, a.get("axis"), rank) == 0:
+    if op == "gather" and x_batched and _axis(a.get("axis"), rank) == 0:
         return "it gathers along the batch axis"
     if op in ("mean", "float_mean") and x_batched and any(
-            _axis(ctx, v, rank) == 0 for v in a.get("axes") or ()):
+            _axis(v, rank) == 0 for v in a.get("axes") or ()):
         return f"its axes {list(a.get('axes'))} include the batch axis"
     if op == "transpose" and x_batched and list(a.get("perm") or [0])[0] != 0:
         return f"its perm {list(a.get('perm'))} moves the batch axis"

@@ -389,7 +389,7 @@ def _check_graph_containers(graph: Any, where: str) -> None:
         _write_fail(where, "graph.nodes must be a list of Node")
 
 
-def _version(header: bytes, tensors: list[dict[str, Any]]) -> tuple[int, int]:
+def _version(tensors: list[dict[str, Any]]) -> tuple[int, int]:
     """The version a file needs: 1.1 with a symbolic batch, else 1.0."""
     symbolic = any(t["shape"] and isinstance(t["shape"][0], str) for t in tensors)
     return FORMAT_VERSION if symbolic else STATIC_VERSION
@@ -415,7 +415,7 @@ def _serialize(graph: Graph, where: str) -> tuple[bytes, _BlobTable, tuple[int, 
         _write_fail(where, f"tensors use {len(symbols)} batch symbols {sorted(symbols)}: a model has one")
     text = json.dumps(header, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     encoded = text.encode("utf-8")
-    return encoded, blobs, _version(encoded, tensors)
+    return encoded, blobs, _version(tensors)
 
 
 def _file_chunks(header: bytes, blobs: _BlobTable, version: tuple[int, int] = STATIC_VERSION
@@ -571,6 +571,7 @@ class _Reader:
         self.data_start = 0
         self.data_length = 0
         self.minor = 0
+        self.batch_symbol: str | None = None   # the first batch symbol met in a shape
 
     def fail(self, message: str) -> NoReturn:
         raise FormatError(f"{self.where}: {message}")
@@ -778,9 +779,8 @@ class _Reader:
         if not _is_unicode(symbol) or not SYMBOL_PATTERN.fullmatch(symbol):
             self.fail(f"{ctx}: batch symbol {_short(symbol)} is not a name (letters, digits and '_', "
                       "at most 32, not starting with a digit)")
-        known = getattr(self, "batch_symbol", None)
-        if known is not None and symbol != known:
-            self.fail(f"{ctx}: batch symbol {_short(symbol)} differs from {known!r}: a model has one")
+        if self.batch_symbol is not None and symbol != self.batch_symbol:
+            self.fail(f"{ctx}: batch symbol {_short(symbol)} differs from {self.batch_symbol!r}: a model has one")
         self.batch_symbol = symbol
 
     def _data_ref(self, value: Any, ctx: str, dt: dtypes.DType, shape: tuple[int, ...]) -> _Ref:
