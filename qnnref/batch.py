@@ -152,7 +152,7 @@ def infer_outputs(opdef, node: Node, tensors: dict, profile, make_context) -> li
     symbol = leading_symbol(tensors[next(iter(symbolic))].shape)
     results = []
     for batch in (1, 2):
-        view = dict(tensors)
+        view = {n: tensors[n] for n in node.inputs if n}      # the node's inputs, at this batch
         for n in symbolic:
             t = tensors[n]
             view[n] = TensorInfo(t.name, t.dtype, concrete_shape(t.shape, batch), t.quant, t.data)

@@ -129,10 +129,11 @@ class GraphBuilder:
             q = make_quant(dtype, scale, zero_point, axis, block_size) if n_out == 1 else None
             self._add(TensorInfo(oname, dtype, tuple(shape), q))
         try:
-            # prepared as at batch 1 (a symbolic batch is "N" in the shapes)
             view = self.tensors
-            if any(leading_symbol(t.shape) for t in self.tensors.values()):
-                view = _batch.instantiate(Graph(self.tensors, [], [], [], {}), 1).tensors
+            names = [n for n in (*node.inputs, *out_names) if n]
+            if any(leading_symbol(self.tensors[n].shape) for n in names):
+                # prepared as at batch 1 (the node's own tensors, the symbol replaced by 1)
+                view = _batch.instantiate(Graph({n: self.tensors[n] for n in names}, [], [], [], {}), 1).tensors
             ctx = make_context(node, view, self._profile)
             opdef.prepare(ctx)
         except Exception:
