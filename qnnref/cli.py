@@ -232,6 +232,14 @@ def cmd_demo(args) -> int:
     print(f"int8  accuracy  {correct / n * 100:6.2f} %   ({correct}/{n}, measured now)")
     print(f"latency         {np.median(lat):.3f} ms per image (median; p90 {np.percentile(lat, 90):.3f} ms; "
           f"{_describe_backend(model)}, batch 1)")
+    if model.batch_symbol and n > 1:
+        # the bundled model has a symbolic batch: every image at once, the same logits
+        one = np.concatenate([model.run(img[np.newaxis])[y_name] for img in q_images])
+        t0 = time.perf_counter()
+        batched = model.run(q_images)[y_name]
+        seconds = time.perf_counter() - t0
+        same = "identical to batch 1" if np.array_equal(batched, one) else "DIFFERENT from batch 1 (a bug)"
+        print(f"batch {n:<9} {seconds * 1e3:.3f} ms for all {n} images in one run; logits {same}")
     return 0
 
 
