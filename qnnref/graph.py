@@ -82,6 +82,19 @@ class _Freezable:
         """True for the read-only graph of a loaded Model."""
         return bool(self.__dict__.get("_frozen"))
 
+    def __deepcopy__(self, memo):
+        """A deep copy is mutable (containers and arrays copied, not frozen)."""
+        import copy
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key != "_frozen":
+                value = copy.deepcopy(value, memo)
+                if isinstance(value, np.ndarray) and not value.flags.writeable:
+                    value = value.copy()
+                object.__setattr__(new, key, value)
+        return new
+
 
 def _read_only(what: str):
     raise ReadOnlyError(f"cannot change {what}: a loaded Model's graph is read-only (its kernels were "

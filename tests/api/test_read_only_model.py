@@ -91,6 +91,12 @@ def test_a_copy_is_editable_and_builds_a_new_model(saved):
     assert model.graph.nodes[0].attrs["pads"] == [1, 1, 1, 1]
     import copy
     assert copy.deepcopy(model.graph.nodes[0].attrs) == {"groups": 4, "pads": [1, 1, 1, 1]}
+    deep = copy.deepcopy(model.graph)                   # a deep copy is mutable too
+    deep.tensors["x"].shape = (1, 6, 6, 4)
+    deep.tensors["w"].data[...] = 0
+    deep.nodes[0].attrs["pads"][0] = 1
+    assert not deep.frozen and model.graph.frozen and model.graph.tensors["w"].data.any()
+    qnnref.Model(deep)
 
 
 @pytest.mark.skipif(not _kernels.available(), reason="the kernels are not built")
