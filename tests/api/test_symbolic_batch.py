@@ -278,3 +278,17 @@ def test_errors_are_qnnref_errors(rng):
     with pytest.raises(QnnError):
         b = qnnref.GraphBuilder(profile="qnnref")
         b.input("x", "int8", (1, "N", 4), scale=0.1)
+
+
+def test_concurrent_runs_at_different_batch_sizes(rng):
+    """Runs from several threads, each at its own batch size, share the
+    per-batch cache; each gets the bits of batch 1."""
+    from concurrent.futures import ThreadPoolExecutor
+    model = qnnref.Model(cnn(rng).graph())
+    x = rng.integers(-128, 128, (6, 8, 8, 2)).astype(np.int8)
+    alone = np.concatenate([model.run(x[i:i + 1])["softmax_out"] for i in range(6)])
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda n: (n, model.run(x[:n])["softmax_out"]), [1, 2, 3, 4, 5, 6] * 3))
+    for n, out in results:
+        assert np.array_equal(out, alone[:n])
+    assert len(model.prepared_batches()) <= model.BATCH_CACHE
