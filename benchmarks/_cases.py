@@ -253,17 +253,19 @@ def digits_input(model, index: int = 0) -> np.ndarray:
 
 
 def model_ops(graph) -> int:
-    """2 * multiply-accumulates of a graph's matmul and conv2d nodes."""
+    """2 * multiply-accumulates of a graph's matmul and conv2d nodes (at
+    batch 1 for a model with a symbolic batch)."""
+    from qnnref.graph import element_count
     total = 0
     for node in graph.nodes:
         if node.op == "conv2d":
             y = graph.tensors[node.outputs[0]].shape
             w = graph.tensors[node.inputs[1]].shape
-            total += 2 * int(np.prod(y)) * w[1] * w[2] * w[3]
+            total += 2 * element_count(y) * w[1] * w[2] * w[3]
         elif node.op == "matmul":
             a = graph.tensors[node.inputs[0]].shape
             y = graph.tensors[node.outputs[0]].shape
-            total += 2 * int(np.prod(y)) * a[-1]
+            total += 2 * element_count(y) * a[-1]
     return total
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from . import batch as _batch
 from . import dtypes
 from .errors import ValidationError
-from .graph import Graph, Node, Quant, TensorInfo
+from .graph import Graph, Node, Quant, TensorInfo, leading_symbol
 from .ops import get_op
 from .ops.registry import make_context
 from .profiles import DEFAULT_PROFILE, get_profile
@@ -78,7 +79,9 @@ class GraphBuilder:
     # -- tensors ------------------------------------------------------------------
     def input(self, name: str, dtype: str, shape, scale=None, zero_point=None, axis=None,
               block_size=None) -> str:
-        """Declare a graph input; returns its name."""
+        """Declare a graph input; returns its name. A shape whose first entry
+        is a name, e.g. ``("N", 8, 8, 1)``, declares a symbolic batch: the
+        model then runs at any batch size (one symbol per model)."""
         shape = tuple(int(d) if isinstance(d, (int, np.integer)) and not isinstance(d, bool) else d
                       for d in shape)
         t = TensorInfo(name, dtype, shape, make_quant(dtype, scale, zero_point, axis, block_size))
@@ -121,13 +124,17 @@ class GraphBuilder:
         for i in node.inputs:
             if i and i not in self.tensors:
                 raise ValidationError(f"node {node_name!r}: input {i!r} does not exist")
-        ctx = make_context(node, self.tensors, self._profile, with_outputs=False)
-        inferred = opdef.infer(ctx)
+        inferred = _batch.infer_outputs(opdef, node, self.tensors, self._profile, make_context)
         for (dtype, shape), oname in zip(inferred, out_names):
             q = make_quant(dtype, scale, zero_point, axis, block_size) if n_out == 1 else None
             self._add(TensorInfo(oname, dtype, tuple(shape), q))
-        ctx = make_context(node, self.tensors, self._profile)
         try:
+            view = self.tensors
+            names = [n for n in (*node.inputs, *out_names) if n]
+            if any(leading_symbol(self.tensors[n].shape) for n in names):
+                # prepared as at batch 1 (the node's own tensors, the symbol replaced by 1)
+                view = _batch.instantiate(Graph({n: self.tensors[n] for n in names}, [], [], [], {}), 1).tensors
+            ctx = make_context(node, view, self._profile)
             opdef.prepare(ctx)
         except Exception:
             for oname in out_names:

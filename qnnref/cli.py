@@ -294,11 +294,13 @@ def cmd_demo(args) -> int:
     q_images = model.quantize(x_name, images)       # float -> int8 with the input's parameters
     correct = 0
     latencies = []
+    per_image = []
     for img, label in zip(q_images, labels):
         x = img[np.newaxis]
         t0 = time.perf_counter()
         logits = model.run(x)[y_name]
         latencies.append(time.perf_counter() - t0)
+        per_image.append(logits)
         correct += int(np.argmax(logits) == label)
     n = len(labels)
     lat = np.array(latencies) * 1e3
@@ -315,6 +317,14 @@ def cmd_demo(args) -> int:
     print(f"int8  accuracy  {correct / n * 100:6.2f} %   ({correct}/{n}, measured now)")
     print(f"latency         {np.median(lat):.3f} ms per image (median; p90 {np.percentile(lat, 90):.3f} ms; "
           f"{_describe_backend(model)}, batch 1)")
+    if model.batch_symbol and n > 1:
+        # the bundled model has a symbolic batch: every image at once, the same logits
+        one = np.concatenate(per_image)
+        t0 = time.perf_counter()
+        batched = model.run(q_images)[y_name]
+        seconds = time.perf_counter() - t0
+        same = "identical to batch 1" if np.array_equal(batched, one) else "DIFFERENT from batch 1 (a bug)"
+        print(f"batch {n:<9} {seconds * 1e3:.3f} ms for all {n} images in one run; logits {same}")
     return 0
 
 

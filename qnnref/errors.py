@@ -29,3 +29,8 @@ class RuntimeCheckError(QnnError):
 class CrossCheckError(QnnError):
     """The ``cross-check`` backend found a node whose kernel output differs
     from the reference's (a bug in qnnref: please report it with the message)."""
+
+
+class ReadOnlyError(QnnError, TypeError):
+    """An attempt to change a loaded Model's graph (its kernels were prepared
+    for it): change a copy, ``g = model.graph.copy()``, and build a new Model."""

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import dtypes
 from .errors import FormatError, ValidationError
-from .graph import MAX_DIM, MAX_RANK, Graph, Node, Quant, TensorInfo
+from .graph import MAX_DIM, MAX_RANK, SYMBOL_PATTERN, Graph, Node, Quant, TensorInfo
 
 # --------------------------------------------------------------------------
 # Constants of the layout (spec/format.md, "Byte layout")
@@ -51,8 +51,15 @@ from .graph import MAX_DIM, MAX_RANK, Graph, Node, Quant, TensorInfo
 #: ``type`` on DOS-like systems.
 MAGIC = b"\x89QNN\r\n\x1a\n"
 
-#: (major, minor) written by this module. Readers accept any 1.x file.
-FORMAT_VERSION: tuple[int, int] = (1, 0)
+#: (major, minor): the newest version written by this module. Readers accept
+#: any 1.x file. A file is written as 1.1 only when it needs 1.1 (a symbolic
+#: batch, spec/format.md "Symbolic batch"); every other file is written as
+#: 1.0, byte for byte as before, so 1.0 readers still read it.
+FORMAT_VERSION: tuple[int, int] = (1, 1)
+#: the version of files without a symbolic batch
+STATIC_VERSION: tuple[int, int] = (1, 0)
+#: the first minor version whose shapes may start with a batch symbol
+SYMBOLIC_MINOR = 1
 
 ALIGNMENT = 64                          # blob and data-section alignment, bytes
 DIGEST_SIZE = 32                        # SHA-256 trailer
@@ -96,8 +103,9 @@ def _align(n: int) -> int:
 
 
 def _element_count(shape: tuple[int, ...]) -> int:
-    """Number of elements, in exact Python integers (never overflows)."""
-    return math.prod(shape)
+    """Number of elements, in exact Python integers (never overflows); a
+    batch symbol counts as 1 (the limits of a symbolic shape are at batch 1)."""
+    return math.prod(1 if isinstance(d, str) else d for d in shape)
 
 
 def _blob_nbytes(dt: dtypes.DType, count: int) -> int:
@@ -274,8 +282,13 @@ def _check_name_list(value: Any, where: str, what: str, allow_empty: bool) -> li
 def _check_shape(shape: Any, where: str, ctx: str) -> tuple[int, ...]:
     if not isinstance(shape, (tuple, list)):
         _write_fail(where, f"{ctx}: shape must be a tuple of ints, got {shape!r}")
-    dims = []
-    for d in shape:
+    dims: list = []
+    for i, d in enumerate(shape):
+        if i == 0 and isinstance(d, str):          # a symbolic batch
+            if not SYMBOL_PATTERN.fullmatch(d):
+                _write_fail(where, f"{ctx}: batch symbol {d!r} is not a name")
+            dims.append(d)
+            continue
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
             _write_fail(where, f"{ctx}: shape {shape!r} holds a non-integer {d!r}")
         if not 0 <= int(d) <= MAX_DIM:
@@ -376,9 +389,15 @@ def _check_graph_containers(graph: Any, where: str) -> None:
         _write_fail(where, "graph.nodes must be a list of Node")
 
 
-def _serialize(graph: Graph, where: str) -> tuple[bytes, _BlobTable]:
-    """Validate ``graph`` and encode it: the header's UTF-8 bytes and the
-    blobs of the data section."""
+def _version(tensors: list[dict[str, Any]]) -> tuple[int, int]:
+    """The version a file needs: 1.1 with a symbolic batch, else 1.0."""
+    symbolic = any(t["shape"] and isinstance(t["shape"][0], str) for t in tensors)
+    return FORMAT_VERSION if symbolic else STATIC_VERSION
+
+
+def _serialize(graph: Graph, where: str) -> tuple[bytes, _BlobTable, tuple[int, int]]:
+    """Validate ``graph`` and encode it: the header's UTF-8 bytes, the
+    blobs of the data section and the format version the file needs."""
     _check_graph_containers(graph, where)
     blobs = _BlobTable()
     tensors = [_tensor_to_json(key, t, where, blobs) for key, t in graph.tensors.items()]
@@ -391,13 +410,18 @@ def _serialize(graph: Graph, where: str) -> tuple[bytes, _BlobTable]:
         "nodes": nodes,
     }
     graph.check_structure(where)
+    symbols = {t["shape"][0] for t in tensors if t["shape"] and isinstance(t["shape"][0], str)}
+    if len(symbols) > 1:
+        _write_fail(where, f"tensors use {len(symbols)} batch symbols {sorted(symbols)}: a model has one")
     text = json.dumps(header, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode("utf-8"), blobs
+    encoded = text.encode("utf-8")
+    return encoded, blobs, _version(tensors)
 
 
-def _file_chunks(header: bytes, blobs: _BlobTable) -> Iterator[bytes | np.ndarray]:
+def _file_chunks(header: bytes, blobs: _BlobTable, version: tuple[int, int] = STATIC_VERSION
+                 ) -> Iterator[bytes | np.ndarray]:
     """Every byte of the file before the digest trailer, in order."""
-    yield _PREAMBLE.pack(MAGIC, *FORMAT_VERSION, len(header), blobs.size)
+    yield _PREAMBLE.pack(MAGIC, *version, len(header), blobs.size)
     yield header
     yield bytes(_align(PREAMBLE_SIZE + len(header)) - PREAMBLE_SIZE - len(header))
     position = 0
@@ -411,9 +435,9 @@ def _file_chunks(header: bytes, blobs: _BlobTable) -> Iterator[bytes | np.ndarra
 def to_bytes(graph: Graph) -> bytes:
     """The .qnn encoding of ``graph``. Unlike :func:`write_graph` this adds no
     metadata (no producer or creation time), so equal graphs give equal bytes."""
-    header, blobs = _serialize(graph, "<bytes>")
+    header, blobs, version = _serialize(graph, "<bytes>")
     body = b"".join(bytes(chunk) if isinstance(chunk, np.ndarray) else chunk
-                    for chunk in _file_chunks(header, blobs))
+                    for chunk in _file_chunks(header, blobs, version))
     return body + hashlib.sha256(body).digest()
 
 
@@ -453,13 +477,13 @@ def write_graph(graph: Graph, path) -> str:
     ValidationError for graphs that cannot be written, OSError for I/O errors.
     """
     where = os.fsdecode(os.fspath(path))
-    header, blobs = _serialize(_with_default_metadata(graph), where)
+    header, blobs, version = _serialize(_with_default_metadata(graph), where)
     directory = os.path.dirname(os.path.abspath(where))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(where)}.", suffix=".tmp", dir=directory)
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as f:
-            for chunk in _file_chunks(header, blobs):
+            for chunk in _file_chunks(header, blobs, version):
                 f.write(chunk)
                 digest.update(chunk)
             f.write(digest.digest())
@@ -546,6 +570,8 @@ class _Reader:
         self.header_length = 0
         self.data_start = 0
         self.data_length = 0
+        self.minor = 0
+        self.batch_symbol: str | None = None   # the first batch symbol met in a shape
 
     def fail(self, message: str) -> NoReturn:
         raise FormatError(f"{self.where}: {message}")
@@ -587,6 +613,7 @@ class _Reader:
             self._truncated("the version")
         major, minor = struct.unpack_from("<HH", self.buf, 8)
         self._check_version(major, minor)
+        self.minor = minor
         if self.size < PREAMBLE_SIZE:
             self._truncated("the preamble")
         _, _, _, header_length, data_length = _PREAMBLE.unpack_from(self.buf, 0)
@@ -728,7 +755,10 @@ class _Reader:
         shape = self._field(obj, "shape", ctx, lambda v: isinstance(v, list), "an array of integers")
         if len(shape) > MAX_RANK:
             self.fail(f"{ctx}: rank {len(shape)} exceeds the limit {MAX_RANK}")
-        for d in shape:
+        for i, d in enumerate(shape):
+            if i == 0 and isinstance(d, str):
+                self._symbol(d, shape, ctx)
+                continue
             if not _is_int(d):
                 self.fail(f"{ctx}: shape {_short(shape)} holds a non-integer {_json_type(d)}")
             if d < 0:
@@ -739,6 +769,19 @@ class _Reader:
         if count > MAX_ELEMENTS:
             self.fail(f"{ctx}: shape {_short(shape)} has an absurd {count} elements (limit {MAX_ELEMENTS})")
         return tuple(shape)
+
+    def _symbol(self, symbol: str, shape: list, ctx: str) -> None:
+        """A batch symbol in the leading dimension (format 1.1): a name, the
+        same in every tensor of the file."""
+        if self.minor < SYMBOLIC_MINOR:
+            self.fail(f"{ctx}: shape {_short(shape)} starts with the batch symbol {_short(symbol)}, "
+                      f"which needs format version 1.{SYMBOLIC_MINOR} (the file says 1.{self.minor})")
+        if not _is_unicode(symbol) or not SYMBOL_PATTERN.fullmatch(symbol):
+            self.fail(f"{ctx}: batch symbol {_short(symbol)} is not a name (letters, digits and '_', "
+                      "at most 32, not starting with a digit)")
+        if self.batch_symbol is not None and symbol != self.batch_symbol:
+            self.fail(f"{ctx}: batch symbol {_short(symbol)} differs from {self.batch_symbol!r}: a model has one")
+        self.batch_symbol = symbol
 
     def _data_ref(self, value: Any, ctx: str, dt: dtypes.DType, shape: tuple[int, ...]) -> _Ref:
         """Validate a {offset, nbytes, sha256} reference against the layout
@@ -774,6 +817,9 @@ class _Reader:
         if not shape:
             self.fail(f"{ctx}: a scalar cannot be quantized {granularity}")
         axis = self._int(obj, "axis", ctx, 0, len(shape) - 1)
+        if isinstance(shape[0], str) and (axis == 0 or granularity == "blocked"):
+            self.fail(f"{ctx}: {granularity} quantization along the symbolic batch of {_short(list(shape))} "
+                      "(each item must be quantized alike)")
         block_size = None
         params_shape: tuple[int, ...] = (shape[axis],)
         if granularity == "blocked":
@@ -814,6 +860,8 @@ class _Reader:
         if dt is None:
             self.fail(f"{ctx}: unknown dtype {_short(dtype_name)} (known: {', '.join(dtypes.DTYPES)})")
         shape = self._shape(entry, ctx)
+        if shape and isinstance(shape[0], str) and entry.get("data") is not None:
+            self.fail(f"{ctx}: a constant cannot have a symbolic batch ({_short(shape)})")
         quant_obj = self._object(entry, "quant", ctx, required=False)
         quant = None if quant_obj is None else self._quant(quant_obj, dt, shape, ctx)
         data = entry.get("data")

@@ -8,13 +8,15 @@ structural checks; operator semantics live in qnnref/ops/.
 from __future__ import annotations
 
 import math
+import mmap
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import dtypes
-from .errors import FormatError, ValidationError
+from .errors import FormatError, ReadOnlyError, ValidationError
 
 #: The model size limit (spec/format.md, "Limits"): the most elements that a
 #: tensor the runtime computes may have -- every graph input and node output
@@ -32,9 +34,26 @@ MAX_RANK = 32
 MAX_DIM = 2**31 - 1
 
 
+#: A symbolic batch (spec/format.md, "Symbolic batch"): the leading entry of
+#: a shape may be a name such as "N" instead of a length. It must match this
+#: pattern; one model uses one name.
+SYMBOL_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+
+
+def is_symbol(d) -> bool:
+    """True for a symbolic dimension (a batch name such as ``"N"``)."""
+    return isinstance(d, str)
+
+
+def leading_symbol(shape) -> str | None:
+    """The batch symbol a shape starts with, or None for a static shape."""
+    return shape[0] if isinstance(shape, (tuple, list)) and shape and isinstance(shape[0], str) else None
+
+
 def element_count(shape) -> int:
-    """Number of elements of ``shape``, in exact Python integers (never overflows)."""
-    return math.prod(int(d) for d in shape)
+    """Number of elements of ``shape``, in exact Python integers (never
+    overflows). A symbolic leading dimension counts as 1 (batch 1)."""
+    return math.prod(1 if isinstance(d, str) else int(d) for d in shape)
 
 
 def check_element_count(count: int, what: str) -> None:
@@ -44,8 +63,104 @@ def check_element_count(count: int, what: str) -> None:
                               f"of {MAX_TENSOR_ELEMENTS} (qnnref.graph.MAX_TENSOR_ELEMENTS)")
 
 
+class _Freezable:
+    """A dataclass that :func:`freeze` can make read-only: then setting or
+    deleting an attribute raises ReadOnlyError."""
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_frozen"):
+            _read_only(f"{type(self).__name__}.{name}")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if self.__dict__.get("_frozen"):
+            _read_only(f"{type(self).__name__}.{name}")
+        object.__delattr__(self, name)
+
+    @property
+    def frozen(self) -> bool:
+        """True for the read-only graph of a loaded Model."""
+        return bool(self.__dict__.get("_frozen"))
+
+    def __deepcopy__(self, memo):
+        """A deep copy is mutable (containers and arrays copied, not frozen)."""
+        import copy
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key != "_frozen":
+                value = copy.deepcopy(value, memo)
+                if isinstance(value, np.ndarray) and not value.flags.writeable:
+                    value = value.copy()
+                object.__setattr__(new, key, value)
+        return new
+
+
+def _read_only(what: str):
+    raise ReadOnlyError(f"cannot change {what}: a loaded Model's graph is read-only (its kernels were "
+                        "prepared for it); change a copy, g = model.graph.copy(), and build qnnref.Model(g)")
+
+
+class FrozenDict(dict):
+    """A dict that cannot be changed (a loaded Model's tensors, attributes, metadata)."""
+
+    def _no(self, *args, **kwargs):
+        _read_only("a read-only dict")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _no
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+    def __copy__(self):
+        return dict(self)
+
+    def __deepcopy__(self, memo):
+        import copy
+        return {copy.deepcopy(k, memo): copy.deepcopy(v, memo) for k, v in self.items()}
+
+
+class FrozenList(list):
+    """A list that cannot be changed (a loaded Model's nodes, names, attribute values)."""
+
+    def _no(self, *args, **kwargs):
+        _read_only("a read-only list")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = extend = insert = pop = remove = \
+        clear = sort = reverse = _no
+
+    def __reduce__(self):
+        return (list, (list(self),))
+
+    def __copy__(self):
+        return list(self)
+
+    def __deepcopy__(self, memo):
+        import copy
+        return [copy.deepcopy(v, memo) for v in self]
+
+
+def check_symbolic(t: "TensorInfo", symbol: str, where: str) -> None:
+    """ValidationError unless a tensor may carry the batch symbol ``symbol``
+    in its leading dimension: a valid name, a computed tensor (not a
+    constant), rank >= 1, quantization that does not run along the batch."""
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ValidationError(f"{where}: batch symbol {symbol!r} is not a name "
+                              "(letters, digits and '_', at most 32, not starting with a digit)")
+    if t.data is not None:
+        raise ValidationError(f"{where}: a constant cannot have a symbolic batch ({list(t.shape)})")
+    q = t.quant
+    if isinstance(q, Quant) and q.axis is not None:
+        if q.block_size is not None:
+            raise ValidationError(f"{where}: blocked quantization of a tensor with a symbolic batch "
+                                  f"{list(t.shape)} is not supported (its scales would depend on the batch)")
+        if isinstance(q.axis, int) and not isinstance(q.axis, bool) and q.axis == 0:
+            raise ValidationError(f"{where}: per-axis quantization along the symbolic batch axis 0 of "
+                                  f"{list(t.shape)} (each item must be quantized alike)")
+
+
 @dataclass
-class Quant:
+class Quant(_Freezable):
     """Quantization parameters of one tensor: ``real = scale * (q - zero_point)``.
 
     Three granularities (spec/format.md, "Quantization"):
@@ -89,7 +204,7 @@ class Quant:
         if self.block_size is not None:
             raise ValueError("blocked quantization does not broadcast; expand it")
         shape = [1] * rank
-        shape[self.axis] = self.scale.shape[0]
+        shape[self.axis] = self.scale.shape[0]   # never the batch axis (check_symbolic)
         return tuple(shape)
 
     def expanded(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +268,7 @@ class Quant:
 
 
 @dataclass
-class TensorInfo:
+class TensorInfo(_Freezable):
     """A named tensor: its type and, for constants, its data."""
 
     name: str
@@ -182,14 +297,19 @@ class TensorInfo:
         (A file reader checks all this too; graphs built in memory may not be.)"""
         dt = dtypes.get(self.dtype, where)
         shape = self.shape
+        symbol = leading_symbol(shape)
+        if symbol is not None:
+            check_symbolic(self, symbol, where)
+        dims = shape[1:] if symbol is not None else shape
         if not isinstance(shape, (tuple, list)) or any(
-                isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) for d in shape):
-            raise ValidationError(f"{where}: shape must be a tuple of integers, got {shape!r}")
+                isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) for d in dims):
+            raise ValidationError(f"{where}: shape must be a tuple of integers (the first may be a batch "
+                                  f"symbol such as 'N'), got {shape!r}")
         if len(shape) > MAX_RANK:
             raise ValidationError(f"{where}: rank {len(shape)} exceeds the limit {MAX_RANK}")
-        if any(not 0 <= d <= MAX_DIM for d in shape):
+        if any(not 0 <= d <= MAX_DIM for d in dims):
             raise ValidationError(f"{where}: shape {list(shape)} has a dimension outside [0, {MAX_DIM}]")
-        shape = tuple(int(d) for d in shape)
+        shape = tuple(d if isinstance(d, str) else int(d) for d in shape)
         if self.data is None:
             check_element_count(element_count(shape), f"{where}: shape {list(shape)}")
         else:
@@ -224,7 +344,7 @@ class TensorInfo:
 
 
 @dataclass
-class Node:
+class Node(_Freezable):
     """One operator application. ``inputs`` are tensor names in the operator's
     slot order ("" for an absent optional input); ``outputs`` likewise."""
 
@@ -236,7 +356,7 @@ class Node:
 
 
 @dataclass
-class Graph:
+class Graph(_Freezable):
     """A whole model: tensors, nodes in topological order, inputs, outputs."""
 
     tensors: dict[str, TensorInfo]
@@ -315,3 +435,111 @@ class Graph:
         for o in self.outputs:
             if o not in available:
                 raise FormatError(f"{where}: graph output {o!r} is never produced")
+
+    @property
+    def batch_symbol(self) -> str | None:
+        """The name of the symbolic batch (e.g. ``"N"``), None for a static graph."""
+        for t in self.tensors.values():
+            symbol = leading_symbol(getattr(t, "shape", ()))
+            if symbol is not None:
+                return symbol
+        return None
+
+    def copy(self) -> "Graph":
+        """A mutable copy (containers and quantization copied, constant arrays
+        shared, read-only): edit it, then build a new ``qnnref.Model``."""
+        def quant(q):
+            if not isinstance(q, Quant):
+                return q
+            return Quant(q.scale, q.zero_point, q.axis, q.block_size)
+        tensors = {k: TensorInfo(t.name, t.dtype, tuple(t.shape), quant(t.quant), t.data)
+                   if isinstance(t, TensorInfo) else t for k, t in self.tensors.items()}
+        nodes = [Node(n.name, n.op, list(n.inputs), list(n.outputs), _thaw(n.attrs))
+                 if isinstance(n, Node) else n for n in self.nodes]
+        return Graph(tensors, nodes, list(self.inputs), list(self.outputs), _thaw(self.metadata))
+
+
+def _thaw(value):
+    """Plain (mutable) lists and dicts for a frozen JSON-like value."""
+    if isinstance(value, dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not isinstance(value, np.ndarray):
+        return [_thaw(v) for v in value] if isinstance(value, list) else tuple(_thaw(v) for v in value)
+    return value
+
+
+def _frozen_value(value):
+    """A read-only copy of a JSON-like value (attributes, metadata)."""
+    if isinstance(value, dict):
+        return FrozenDict({k: _frozen_value(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return FrozenList(_frozen_value(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(_frozen_value(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return _frozen_array(value)
+    return value
+
+
+def _frozen_array(arr):
+    """``arr`` if nobody can write it (a read-only view of a file or bytes),
+    else a read-only copy: the caller's array cannot change the model."""
+    if not isinstance(arr, np.ndarray):
+        return arr
+    base, writable = arr, False
+    while isinstance(base, np.ndarray):
+        writable = writable or base.flags.writeable
+        base = base.base
+    if not writable and isinstance(base, (bytes, mmap.mmap)) and not _writable_map(base):
+        return arr                      # a view of an immutable buffer: nobody can write it
+    # A private copy, seen through a read-only view of a read-only base, so
+    # that not even ``flags.writeable = True`` makes it writable again.
+    private = arr.copy()
+    private.flags.writeable = False
+    view = private.view()
+    view.flags.writeable = False
+    return view
+
+
+def _writable_map(buf) -> bool:
+    try:
+        memoryview(buf).release()
+        return not memoryview(buf).readonly
+    except (TypeError, ValueError):
+        return True
+
+
+def _seal(obj):
+    object.__setattr__(obj, "_frozen", True)
+    return obj
+
+
+def freeze(graph: Graph) -> Graph:
+    """A read-only copy of ``graph`` (a loaded Model's): its dataclasses
+    refuse changes, its containers are FrozenDict / FrozenList, its arrays
+    read-only (copied unless already read-only views nobody can write).
+    Containers of the wrong type are kept as they are, for check_structure
+    to report. Graph.copy() gives a mutable copy back."""
+    def quant(q):
+        if not isinstance(q, Quant):
+            return q
+        return _seal(Quant(_frozen_array(q.scale), _frozen_array(q.zero_point), q.axis, q.block_size))
+
+    def tensor(t):
+        if not isinstance(t, TensorInfo):
+            return t
+        shape = tuple(t.shape) if isinstance(t.shape, (list, tuple)) else t.shape
+        return _seal(TensorInfo(t.name, t.dtype, shape, quant(t.quant), _frozen_array(t.data)))
+
+    def node(n):
+        if not isinstance(n, Node):
+            return n
+        names = lambda v: FrozenList(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+        return _seal(Node(n.name, n.op, names(n.inputs), names(n.outputs), _frozen_value(n.attrs)))
+
+    tensors = (FrozenDict({k: tensor(t) for k, t in graph.tensors.items()})
+               if isinstance(graph.tensors, dict) else graph.tensors)
+    nodes = FrozenList(node(n) for n in graph.nodes) if isinstance(graph.nodes, (list, tuple)) else graph.nodes
+    inputs = FrozenList(graph.inputs) if isinstance(graph.inputs, (list, tuple)) else graph.inputs
+    outputs = FrozenList(graph.outputs) if isinstance(graph.outputs, (list, tuple)) else graph.outputs
+    return _seal(Graph(tensors, nodes, inputs, outputs, _frozen_value(graph.metadata)))

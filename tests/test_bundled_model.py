@@ -62,9 +62,9 @@ def test_files_are_packaged_and_small():
 def test_model_interface(model):
     assert model.profile == "qnnref"
     (inp,), (out,) = model.inputs, model.outputs
-    assert inp.dtype == "int8" and inp.shape == (1, 8, 8, 1)
+    assert inp.dtype == "int8" and inp.shape == ("N", 8, 8, 1)      # a symbolic batch
     assert inp.quant is not None and inp.quant.axis is None
-    assert out.dtype == "int8" and out.shape == (1, 10)
+    assert out.dtype == "int8" and out.shape == ("N", 10)
     md = model.metadata
     assert md["dataset"] == "uci-digits (sklearn.datasets.load_digits)"
     for key in ("description", "split", "seed", "float_accuracy", "int8_accuracy", "training_script"):
@@ -118,3 +118,15 @@ def test_run_is_deterministic(model, test_set, all_logits):
     images, _ = test_set
     again = logits_of(model, images[:20])
     np.testing.assert_array_equal(again, all_logits[:20])
+
+
+@pytest.mark.parametrize("batch", [1, 4, 360])
+def test_any_batch_gives_the_logits_of_batch_1(test_set, all_logits, batch):
+    """The bundled model has a symbolic batch: the whole test set at once, or
+    any batch size, gives every image the int8 logits it gets alone."""
+    images, _ = test_set
+    for backend in ["reference"] + (["kernels"] if qnnref.kernels_info()["built"] else []):
+        model = qnnref.load(qnnref.bundled_model("digits"), backend=backend)
+        assert model.batch_symbol == "N"
+        x = model.quantize(model.inputs[0].name, images[:batch])
+        np.testing.assert_array_equal(model.run(x)[model.outputs[0].name], all_logits[:batch])

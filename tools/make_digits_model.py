@@ -28,7 +28,7 @@ Pipeline
        conv 3x3 16->32 stride 2 pad 1 + ReLU     4x4x32
        conv 3x3 32->32 stride 2 pad 1 + ReLU     2x2x32
        global mean over H, W                     1x1x32
-       reshape [1, 32]
+       reshape [N, 32]                          (N: the symbolic batch)
        matmul 32->10 (+ bias)                    logits
 
    trained with Adam and softmax cross-entropy, with random +-1 pixel
@@ -309,7 +309,7 @@ def build_graph(q, metadata):
     act = q["act"]
     b = qnnref.GraphBuilder(profile="qnnref", description=metadata.pop("description"), **metadata)
     s, z = act["input"]
-    h = b.input("image", "int8", (1, 8, 8, 1), scale=s, zero_point=z)
+    h = b.input("image", "int8", ("N", 8, 8, 1), scale=s, zero_point=z)   # a symbolic batch
     for name, _, _, stride in CONVS:
         wq, sw, bq, sb = q[name]
         w = b.constant(f"{name}.weight", wq, scale=sw, axis=0)

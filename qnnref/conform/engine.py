@@ -180,9 +180,11 @@ def without_saturation(model, onnx_names):
     if not hit:
         return model
     from ..interpreter import Model
-    for n in hit:
-        n.attrs[SATURATION_ATTR] = False
-    return Model(model.graph, backend=model.backend, isa=model.isa, threads=model.threads)
+    graph = model.graph.copy()           # a loaded model's graph is read-only
+    for n in graph.nodes:
+        if n.name in names and any(n.name == h.name for h in hit):
+            n.attrs[SATURATION_ATTR] = False
+    return Model(graph, backend=model.backend, isa=model.isa, threads=model.threads)
 
 
 SATURATION_ATTR = "pairwise_int16_saturation"

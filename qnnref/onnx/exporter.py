@@ -95,6 +95,9 @@ def _export(model, format: str):
     graph = model.graph if hasattr(model, "graph") else model
     if not isinstance(graph, Graph):
         raise ValidationError("export_onnx: expected a qnnref.Model or qnnref.Graph")
+    if graph.batch_symbol is not None:
+        raise ValidationError(f"export_onnx: the model has a symbolic batch {graph.batch_symbol!r}; the exporter "
+                              "writes fixed shapes: export model.concrete_graph(n) for a batch size n")
     ex = _Exporter(graph, format)
     return ex.build(), ex.report
 

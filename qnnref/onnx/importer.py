@@ -28,7 +28,7 @@ from ..errors import QnnError, ValidationError
 from ..graph import Quant
 from ..interpreter import Model
 from ..profiles import get_profile
-from . import layout
+from . import layout, symbolic
 from .context import Const, Importer, Tensor
 from .quantparams import input_slots, qdq_quant, triple_quant
 from .reader import OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
@@ -57,6 +57,15 @@ def load_model(model_or_path) -> onnx.ModelProto:
 def import_model(model_or_path, profile: str, input_shapes: dict | None = None,
                  constants: dict | None = None) -> Model:
     proto = load_model(model_or_path)
+    found = symbolic.batch_inputs(proto, input_shapes, constants)
+    if found:       # a symbolic batch is kept (qnnref/onnx/symbolic.py)
+        get_profile(profile, "import_onnx")
+        return symbolic.import_with_batch(_import_static, proto, profile, input_shapes, constants, found)
+    return _import_static(proto, profile, input_shapes, constants)
+
+
+def _import_static(proto, profile: str, input_shapes: dict | None = None,
+                   constants: dict | None = None) -> Model:
     get_profile(profile, "import_onnx")
     try:
         graph = read_model(proto)

@@ -87,7 +87,8 @@ class FloatElementwise(Op):
         lo, hi = ctx.attrs["min"], ctx.attrs["max"]
         if f != "clip" and (lo is not None or hi is not None):
             raise ctx.error(f"attributes min and max belong to function 'clip', not {f!r}")
-        bounds = [np.float32(v) if v is not None else None for v in (lo, hi)]
+        with np.errstate(over="ignore"):      # a bound beyond float32 becomes inf, refused below
+            bounds = [np.float32(v) if v is not None else None for v in (lo, hi)]
         for name, v, raw in (("min", bounds[0], lo), ("max", bounds[1], hi)):
             if v is not None and (np.isnan(v) or float(v) != float(raw)):
                 raise ctx.error(f"attribute {name} = {raw!r} is not a float32 value")

@@ -86,6 +86,7 @@ def test_demo_prints_float_and_int8_accuracy(capsys):
     assert main(["demo", "--limit", "50"]) == 0
     out = capsys.readouterr().out
     assert "float accuracy" in out and "int8  accuracy" in out and "ms per image" in out
+    assert "for all 50 images in one run; logits identical to batch 1" in out     # a symbolic batch
 
 
 # ---------------------------------------------------------------------------

@@ -375,7 +375,7 @@ def test_write_graph_is_atomic_and_returns_the_digest(tmp_path):
 def test_layout_matches_the_spec(rich_bytes):
     data = rich_bytes
     magic, major, minor, hlen, dlen = PREAMBLE.unpack_from(data)
-    assert (magic, major, minor) == (qformat.MAGIC, 1, 0) and qformat.FORMAT_VERSION == (1, 0)
+    assert (magic, major, minor) == (qformat.MAGIC, 1, 0) and qformat.STATIC_VERSION == (1, 0)
     start = align64(28 + hlen)
     assert len(data) == start + dlen + 32 and dlen % 64 == 0
     assert data[28 + hlen:start] == bytes(start - 28 - hlen)

@@ -40,6 +40,29 @@ VERSION, HEADER, SECTION = split_file(VALID)
 (HEADER_LENGTH,) = struct.unpack_from("<Q", VALID, 12)
 
 
+def symbolic_graph():
+    """A small model with a symbolic batch "N" (format 1.1): conv2d, a
+    reshape to [N, -1], matmul (spec/format.md, "Symbolic batch")."""
+    import numpy as np
+    import qnnref
+    rng = np.random.default_rng(5)
+    b = qnnref.GraphBuilder(profile="qnnref")
+    x = b.input("x", "int8", ("N", 4, 4, 2), scale=0.02, zero_point=-3)
+    w = b.constant("w", rng.integers(-127, 128, (3, 3, 3, 2)).astype(np.int8),
+                   scale=np.full(3, 0.01, np.float32), axis=0)
+    y = b.node("conv2d", [x, w], {"pads": [1, 1, 1, 1]}, scale=0.05, zero_point=1, name="conv")
+    y = b.node("reshape", [y], {"shape": [1, -1]}, scale=0.05, zero_point=1, name="flat")
+    m = b.constant("m", rng.integers(-127, 128, (48, 5)).astype(np.int8), scale=0.01)
+    y = b.node("matmul", [y, m], scale=0.1, zero_point=0, name="fc")
+    b.output(y)
+    return b.graph()
+
+
+SYMBOLIC = qformat.to_bytes(symbolic_graph())
+SYMBOLIC_VERSION, SYMBOLIC_HEADER, SYMBOLIC_SECTION = split_file(SYMBOLIC)
+FILES = {"rich": (VALID, VERSION, SECTION), "symbolic": (SYMBOLIC, SYMBOLIC_VERSION, SYMBOLIC_SECTION)}
+
+
 def read_or_qnn_error(data: bytes, verify: bool, allowed: type[Exception] = QnnError):
     """Read ``data``; an ``allowed`` error is fine, anything else fails the
     test. A successful read must give a graph that can be written again."""
@@ -49,6 +72,18 @@ def read_or_qnn_error(data: bytes, verify: bool, allowed: type[Exception] = QnnE
         assert str(e).startswith("fuzz.qnn: "), str(e)
         return None
     qformat.to_bytes(loaded.graph)          # what the reader accepts, the writer writes
+    if loaded.graph.batch_symbol is not None:
+        import numpy as np
+        import qnnref
+        try:                                 # a symbolic model loads and runs, or raises a qnnref error
+            model = qnnref.Model(loaded.graph, backend="reference")
+            for n in (1, 2):
+                feeds = {i.name: np.zeros([n if isinstance(d, str) else d for d in i.shape], np.dtype(i.dtype))
+                         for i in model.inputs if i.dtype in ("int8", "uint8", "int16", "int32", "float32")}
+                if len(feeds) == len(model.inputs):
+                    model.run(feeds)
+        except QnnError:
+            pass
     return loaded
 
 
@@ -94,7 +129,7 @@ def mutate(data: bytes, draw) -> bytes:
 @FUZZ
 @given(st.data(), st.booleans())
 def test_mutated_valid_files(data, verify):
-    mutated = VALID
+    mutated = data.draw(st.sampled_from([VALID, SYMBOLIC]))
     for _ in range(data.draw(st.integers(1, 3))):
         mutated = mutate(mutated, data.draw)
     read_or_qnn_error(mutated, verify)
@@ -122,7 +157,8 @@ NAMES = [t["name"] for t in HEADER["tensors"]] + [n["name"] for n in HEADER["nod
 INTERESTING = [0, 1, -1, 2, 3, 8, 63, 64, 65, 128, 2**31, 2**40, 2**63, 10**12, -(2**63), 1e39, 0.5,
                1e-45, "", "int4", "uint4", "float16", "float32", "int64", "per-tensor", "per-axis",
                "blocked", "0" * 64, [], {}, [0], [1, 1], [10**6, 10**6], [-1], None, True, False,
-               {"offset": 0, "nbytes": 1, "sha256": "0" * 64}] + NAMES
+               {"offset": 0, "nbytes": 1, "sha256": "0" * 64}, "N", "M", "1N", "N" * 33, ["N"], ["N", 4],
+               ["N", "N"]] + NAMES
 
 json_leaves = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
@@ -173,12 +209,15 @@ def repack_header(header, section: bytes = SECTION) -> bytes:
 def test_random_json_subtrees(data):
     """Replace or delete 1-3 random subtrees of a valid header; re-pack with
     correct digests; the reader must succeed or raise FormatError."""
-    header = split_file(VALID)[1]
+    valid, version, section = FILES[data.draw(st.sampled_from(sorted(FILES)))]
+    header = split_file(valid)[1]
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(all_paths(header)))
         delete = bool(path) and data.draw(st.booleans())
         header = edit(header, path, data.draw(json_values), delete)
-    packed = repack_header(header)
+    if isinstance(header, (dict, list)):
+        fix_blob_digests(header, section)
+    packed = pack_file(header, section, data.draw(st.sampled_from([version, (1, 0), (1, 1)])))
     for verify in (True, False):
         read_or_qnn_error(packed, verify, allowed=FormatError)
 

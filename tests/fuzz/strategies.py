@@ -268,11 +268,27 @@ def mutate_types(g: Graph, draw) -> str:
     return f"types {what}"
 
 
+def symbolize(g: Graph, draw) -> str:
+    """Give ``g`` a symbolic batch (spec/format.md, "Symbolic batch"): the
+    leading dimension of computed tensors (all, or a random part, sometimes
+    with a second or an invalid name) becomes a batch symbol."""
+    symbol = draw(st.sampled_from(["N", "N", "N", "batch", "M", "1N", ""]))
+    every = draw(st.booleans())
+    for t in g.tensors.values():
+        shape = tuple(t.shape) if isinstance(t.shape, (list, tuple)) else ()
+        if t.data is None and shape and isinstance(shape[0], int) and (every or draw(st.booleans())):
+            t.shape = (symbol if every or draw(st.integers(0, 9)) else "M", *shape[1:])
+    return f"symbolize {symbol!r}{' every' if every else ''}"
+
+
 @st.composite
 def mutated_graphs(draw):
     seed = draw(st.sampled_from(sorted(SEED_GRAPHS)))
     g = copy.deepcopy(SEED_GRAPHS[seed])
-    log = [seed] + [mutate(g, draw) for _ in range(draw(st.integers(1, 3)))]
+    log = [seed]
+    if draw(st.integers(0, 3)) == 0:
+        log.append(symbolize(g, draw))
+    log += [mutate(g, draw) for _ in range(draw(st.integers(1, 3)))]
     if draw(st.booleans()):
         fix_up(g, draw)
         log.append("fix-up")

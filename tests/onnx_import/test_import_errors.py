@@ -50,10 +50,15 @@ def test_every_unsupported_node_is_listed_at_once():
 
 
 def test_symbolic_input_shape_needs_input_shapes():
+    """A symbolic dimension other than the leading one needs input_shapes; a
+    symbolic leading one is kept as the model's symbolic batch
+    (tests/onnx_import/test_import_symbolic_batch.py), unless input_shapes fixes it."""
     nodes = [node("QuantizeLinear", ["x", "s", "z"], ["y"])]
-    m = make_model(nodes, {"x": (F32, ("N", 4))}, {"y": (U8, ("N", 4))}, [init("s", 0.1, F32), init("z", 3, U8)])
+    m = make_model(nodes, {"x": (F32, (1, "L"))}, {"y": (U8, (1, "L"))}, [init("s", 0.1, F32), init("z", 3, U8)])
     with pytest.raises(qnnref.ValidationError, match="input_shapes"):
         import_onnx(m, profile="qnnref")
+    m = make_model(nodes, {"x": (F32, ("N", 4))}, {"y": (U8, ("N", 4))}, [init("s", 0.1, F32), init("z", 3, U8)])
+    assert import_onnx(m, profile="qnnref").inputs[0].shape == ("N", 4)
     q = import_onnx(m, profile="qnnref", input_shapes={"x": (2, 4)})
     assert q.inputs[0].shape == (2, 4)
 

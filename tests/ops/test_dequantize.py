@@ -106,7 +106,7 @@ def test_blocked(rng, scale_dtype):
     s = rng.uniform(0.01, 0.5, size=(3, 2)).astype(scale_dtype)
     zp = rng.integers(0, 16, size=(3, 2)).astype(np.uint8)
     model, y = build("uint4", (7, 2), 0.1, 0)
-    g = model.graph
+    g = model.graph.copy()                     # a loaded model is read-only: edit a copy
     g.tensors["x"].quant = Quant(s, zp, axis=0, block_size=3)          # blocks of 3 rows: 3 + 3 + 1
     model = qnnref.Model(g)
     x = rng.integers(0, 16, size=(7, 2)).astype(np.uint8)

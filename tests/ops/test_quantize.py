@@ -149,7 +149,7 @@ def test_blocked(rng, scale_dtype):
     s = rng.uniform(0.01, 0.5, size=(2, 3)).astype(scale_dtype)
     zp = rng.integers(-8, 8, size=(2, 3)).astype(np.int8)
     model, y = build((2, 10), "int4", 0.1, 0)
-    g = model.graph
+    g = model.graph.copy()                     # a loaded model is read-only: edit a copy
     g.tensors[y].quant = Quant(s, zp, axis=1, block_size=4)
     model = qnnref.Model(g)
     x = rng.normal(0, 1, size=(2, 10)).astype(np.float32)
