@@ -22,7 +22,7 @@ from .errors import FormatError, ValidationError
 #: conv2d input, the im2col patches, the taps of all pooling windows). A model
 #: that declares more is invalid: refused when it is loaded or built, before
 #: anything is allocated. 2^28 int64 working values are 2 GiB. Constants are
-#: exempt: they already exist (in the file, memory-mapped). Read at validation
+#: exempt: they already exist (in the file, already in memory). Read at validation
 #: time, so a program may change it.
 MAX_TENSOR_ELEMENTS = 2**28
 
