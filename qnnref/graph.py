@@ -44,6 +44,30 @@ def check_element_count(count: int, what: str) -> None:
                               f"of {MAX_TENSOR_ELEMENTS} (qnnref.graph.MAX_TENSOR_ELEMENTS)")
 
 
+#: The node work limit (spec/format.md, "The node work limit"): the most
+#: work one node's reference implementation may cost, in work units of
+#: roughly a nanosecond of this reference (calibrated on an AMD EPYC Zen 5):
+#: an integer multiply-add costs INT_MAC_WORK, a float32 fused multiply-add
+#: FLOAT_MAC_WORK, a pooling tap TAP_WORK and an iteration of a Python-level
+#: loop of the reference LOOP_WORK. A node beyond it is invalid, refused when the model
+#: is loaded or built, so that a legal-looking file cannot make the
+#: reference run for hours. 2^36 units is about a minute. Read at validation
+#: time, so a program may change it.
+MAX_NODE_WORK = 2**36
+INT_MAC_WORK = 2
+FLOAT_MAC_WORK = 32
+TAP_WORK = 32
+LOOP_WORK = 2**15
+
+
+def check_node_work(work: int, what: str) -> None:
+    """ValidationError (naming ``what``) if ``work`` exceeds MAX_NODE_WORK."""
+    if work > MAX_NODE_WORK:
+        raise ValidationError(f"{what} would cost {work} work units, beyond the node work limit "
+                              f"of {MAX_NODE_WORK} (qnnref.graph.MAX_NODE_WORK; spec/format.md, "
+                              "\"The node work limit\")")
+
+
 @dataclass
 class Quant:
     """Quantization parameters of one tensor: ``real = scale * (q - zero_point)``.
