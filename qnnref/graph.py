@@ -51,7 +51,7 @@ def check_element_count(count: int, what: str) -> None:
 #: FLOAT_MAC_WORK, a pooling tap TAP_WORK and an iteration of a Python-level
 #: loop of the reference LOOP_WORK. A node beyond it is invalid, refused when the model
 #: is loaded or built, so that a legal-looking file cannot make the
-#: reference run for hours. 2^36 units is about a minute. Read at validation
+#: reference run for hours. 2^36 units is at most about 80 s. Read at validation
 #: time, so a program may change it.
 MAX_NODE_WORK = 2**36
 INT_MAC_WORK = 2
