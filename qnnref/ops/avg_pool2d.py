@@ -184,7 +184,8 @@ class AvgPool2d(Op):
             # this form materializes the padded input (in float) and loops over the taps
             n, h, w, c = x.shape
             (kh, kw), pads = a["kernel"], a["pads"]
-            ctx.check_size(n * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]) * c,
+            # (and an [H + pads, W + pads] mask of the inside taps, even when N*C is 0)
+            ctx.check_size(max(n * c, 1) * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]),
                            "the padded input x (average_form 'float_average')")
             ctx.check_work(_graph.TAP_WORK * max(n * c, 1) * y.shape[1] * y.shape[2] * kh * kw
                            + _graph.LOOP_WORK * kh * kw,

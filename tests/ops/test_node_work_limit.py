@@ -169,3 +169,32 @@ def test_huge_windows_in_avg_pool2d_float_form_are_refused():
     with pytest.raises(ValidationError, match=r"node 'pool'.*node work limit"):
         b.node("avg_pool2d", [x], {"kernel": [2**12, 2**12], "pads": [0, 0, 2**12 - 1, 2**12 - 1]},
                scale=0.05, zero_point=0, name="pool")
+
+
+# ---------------------------------------------------------------------------
+# Working arrays that do not shrink with an empty axis
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode,x_shape,pads", [
+    ("edge", (0, 2), [0, 0, 0, 2**31 - 4]),
+    ("reflect", (0, 2**30), [0, 2**30 - 1, 0, 2**30 - 1]),
+])
+def test_pad_index_arrays_are_bounded_when_the_output_is_empty(mode, x_shape, pads):
+    """An empty x padded along its other axis: y is empty, but edge / reflect
+    build an index array as long as that axis (2^31 entries: 16 GiB)."""
+    b = GraphBuilder()
+    x = b.input("x", "int8", x_shape, scale=0.1, zero_point=0)
+    with pytest.raises(ValidationError, match=r"node 'pad'.*index arrays"):
+        b.node("pad", [x], {"pads": pads, "mode": mode}, scale=0.1, zero_point=0, name="pad")
+
+
+def test_avg_pool2d_float_form_mask_is_bounded_when_n_times_c_is_0():
+    """A 2 x 2 window dilated by 2^20 over a 1 x 1 input padded by 2^20 before
+    it: 4 taps, but the float form's [H + pads, W + pads] mask has 2^40
+    entries, whatever N * C."""
+    d = 2**20
+    b = GraphBuilder(profile="ort-cpu-x86")
+    x = b.input("x", "uint8", (0, 1, 1, 1), scale=0.05, zero_point=0)
+    with pytest.raises(ValidationError, match=r"node 'pool'.*padded input"):
+        b.node("avg_pool2d", [x], {"kernel": [2, 2], "dilations": [d, d], "pads": [d, d, 0, 0]},
+               scale=0.05, zero_point=0, name="pool")
