@@ -198,3 +198,13 @@ def test_avg_pool2d_float_form_mask_is_bounded_when_n_times_c_is_0():
     with pytest.raises(ValidationError, match=r"node 'pool'.*padded input"):
         b.node("avg_pool2d", [x], {"kernel": [2, 2], "dilations": [d, d], "pads": [d, d, 0, 0]},
                scale=0.05, zero_point=0, name="pool")
+
+
+def test_a_concat_of_millions_of_inputs_is_refused():
+    """The concat reference loops over its inputs in Python: 2^22 inputs
+    (a 40 MB header naming one tensor over and over) would take minutes."""
+    b = GraphBuilder()
+    x = b.input("x", "int8", (1,), scale=0.1, zero_point=0)
+    with pytest.raises(ValidationError, match=r"node 'cat'.*node work limit"):
+        b.node("concat", [x] * 2**22, name="cat", scale=0.1, zero_point=0)
+    b.node("concat", [x] * 1000, name="cat_ok", scale=0.1, zero_point=0)
