@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -945,11 +946,14 @@ def _read_file(path: str) -> bytes:
     file cannot be opened or read; FormatError if it does not fit in memory.
     """
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            # a pipe or a device (/dev/zero) has no size and may never end
+            raise FormatError(f"{path}: not a regular file")
         try:
-            return f.read()
+            return f.read(st.st_size)       # fewer bytes if it shrinks meanwhile
         except MemoryError:
-            raise FormatError(f"{path}: the file does not fit in memory "
-                              f"({os.fstat(f.fileno()).st_size} bytes)") from None
+            raise FormatError(f"{path}: the file does not fit in memory ({st.st_size} bytes)") from None
 
 
 def read_graph(path, verify: bool = True) -> LoadedFile:

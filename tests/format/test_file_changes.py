@@ -82,3 +82,28 @@ def test_loaded_model_ignores_changes_to_its_file(tmp_path, backend, change):
         f"exit {result.returncode} (a negative code is a signal, e.g. -7 SIGBUS)\n"
         f"{result.stdout}\n{result.stderr}")
     assert "same bits" in result.stdout
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null"])
+def test_a_device_is_refused_not_read_forever(path):
+    """The file is read whole into memory: a device without end (or size) is
+    refused, not read until memory runs out."""
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist here")
+    with pytest.raises(qnnref.FormatError, match="not a regular file"):
+        qnnref.load(path)
+
+
+def test_a_fifo_is_refused(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    fifo = tmp_path / "pipe.qnn"
+    os.mkfifo(fifo)
+    import threading
+    writer = threading.Thread(target=lambda: open(fifo, "wb").close())   # lets open() return
+    writer.start()
+    try:
+        with pytest.raises(qnnref.FormatError, match="not a regular file"):
+            qnnref.load(fifo)
+    finally:
+        writer.join(5)
