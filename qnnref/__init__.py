@@ -27,7 +27,8 @@ __all__ = [
 
 def load(path, verify: bool = True, *, backend: str | None = None, isa: str | None = None,
          threads: int | None = None) -> Model:
-    """Load and validate a .qnn file. Weights are memory-mapped, not copied.
+    """Load and validate a .qnn file. The file is read into private memory, so
+    changing it on disk afterwards cannot change or crash the loaded model.
 
     ``verify=False`` skips the SHA-256 checks of the file and its blobs
     (faster for large trusted files; structure is still fully validated).

@@ -14,9 +14,9 @@ spec/format.md is the contract; this module implements it. In brief::
     D           L     data section: tensor blobs, each at a multiple of 64
     D+L         32    SHA-256 of bytes [0, D+L), the whole file before it
 
-Reading maps the file into memory: constant tensors are read-only numpy views
-of the map (no copy), except the 4-bit types, which are unpacked into new
-(read-only) arrays. All digests are verified unless ``verify=False``.
+Reading copies the file into private memory: constant tensors are read-only
+numpy views of that copy, except the 4-bit types, which are unpacked into new
+(read-only) arrays; the file on disk may then change without effect. All digests are verified unless ``verify=False``.
 
 Every malformed input raises :class:`~qnnref.errors.FormatError` whose message
 starts with the file's path (``"<bytes>"`` for :func:`from_bytes`).
@@ -27,9 +27,9 @@ import dataclasses
 import hashlib
 import json
 import math
-import mmap
 import os
 import re
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -560,7 +560,7 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 class _Reader:
-    """Reads one .qnn image held in ``buf`` (bytes or a read-only mmap)."""
+    """Reads one .qnn image held in ``buf`` (immutable bytes)."""
 
     def __init__(self, buf, where: str, verify: bool) -> None:
         self.buf = buf
@@ -985,36 +985,33 @@ def from_bytes(data: bytes, verify: bool = True, name: str = "<bytes>") -> Loade
     return _Reader(data, name, verify).read()
 
 
-def _map_file(path: str):
-    """The file's bytes: a read-only mmap (b"" for an empty file, which
-    cannot be mapped). OSError if it cannot be opened."""
+def _read_file(path: str) -> bytes:
+    """The file's bytes, copied into private memory (an immutable ``bytes``).
+
+    The loaded model's constants are views of this copy, never of the file:
+    a file truncated or overwritten on disk while the model is alive changes
+    nothing (spec/format.md, "Loading into private memory"). OSError if the
+    file cannot be opened or read; FormatError if it does not fit in memory.
+    """
     with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return b""
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            # a pipe or a device (/dev/zero) has no size and may never end
+            raise FormatError(f"{path}: not a regular file")
         try:
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError as e:          # e.g. emptied between fstat and mmap
-            raise FormatError(f"{path}: cannot map the file: {e}") from None
-
-
-def _release(buf) -> None:
-    """Close an mmap nobody uses. While numpy arrays view it, close() raises
-    BufferError; then the arrays keep it alive and it closes when the last
-    is garbage-collected."""
-    if isinstance(buf, mmap.mmap):
-        try:
-            buf.close()
-        except BufferError:
-            pass
+            return f.read(st.st_size)       # fewer bytes if it shrinks meanwhile
+        except MemoryError:
+            raise FormatError(f"{path}: the file does not fit in memory ({st.st_size} bytes)") from None
 
 
 def read_graph(path, verify: bool = True) -> LoadedFile:
     """Read a .qnn file.
 
-    The file is memory-mapped: constant tensors are read-only numpy views of
-    the map (4-bit tensors are unpacked, which copies). The map stays open as
-    long as any such array is alive; do not modify the file in place while
-    using them (:func:`write_graph` replaces files by rename, which is safe).
+    The whole file is read into private memory first (one ``read``; memory
+    equal to the file size), and constant tensors are read-only numpy views
+    of that copy (4-bit tensors are unpacked, which copies). So what was
+    verified is what runs: changing, truncating or replacing the file on
+    disk afterwards cannot change or crash a loaded model.
 
     With ``verify=True`` (default) the whole-file SHA-256, every blob's
     SHA-256 and all padding bytes are checked. ``verify=False`` skips exactly
@@ -1023,11 +1020,7 @@ def read_graph(path, verify: bool = True) -> LoadedFile:
     Raises FormatError for malformed files, OSError if the file cannot be opened.
     """
     where = os.fsdecode(os.fspath(path))
-    buf = _map_file(where)
-    try:
-        loaded = _Reader(buf, where, verify).read()
-    finally:
-        _release(buf)
+    loaded = _Reader(_read_file(where), where, verify).read()
     loaded.path = where
     return loaded
 

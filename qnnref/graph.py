@@ -24,7 +24,7 @@ from .errors import FormatError, ReadOnlyError, ValidationError
 #: conv2d input, the im2col patches, the taps of all pooling windows). A model
 #: that declares more is invalid: refused when it is loaded or built, before
 #: anything is allocated. 2^28 int64 working values are 2 GiB. Constants are
-#: exempt: they already exist (in the file, memory-mapped). Read at validation
+#: exempt: they already exist (in the file, already in memory). Read at validation
 #: time, so a program may change it.
 MAX_TENSOR_ELEMENTS = 2**28
 
@@ -157,6 +157,28 @@ def check_symbolic(t: "TensorInfo", symbol: str, where: str) -> None:
         if isinstance(q.axis, int) and not isinstance(q.axis, bool) and q.axis == 0:
             raise ValidationError(f"{where}: per-axis quantization along the symbolic batch axis 0 of "
                                   f"{list(t.shape)} (each item must be quantized alike)")
+#: The node work limit (spec/format.md, "The node work limit"): the most
+#: work one node's reference implementation may cost, in work units of
+#: roughly a nanosecond of this reference (calibrated on an AMD EPYC Zen 5):
+#: an integer multiply-add costs INT_MAC_WORK, a float32 fused multiply-add
+#: FLOAT_MAC_WORK, a pooling tap TAP_WORK and an iteration of a Python-level
+#: loop of the reference LOOP_WORK. A node beyond it is invalid, refused when the model
+#: is loaded or built, so that a legal-looking file cannot make the
+#: reference run for hours. 2^36 units is at most about 80 s. Read at validation
+#: time, so a program may change it.
+MAX_NODE_WORK = 2**36
+INT_MAC_WORK = 2
+FLOAT_MAC_WORK = 32
+TAP_WORK = 32
+LOOP_WORK = 2**15
+
+
+def check_node_work(work: int, what: str) -> None:
+    """ValidationError (naming ``what``) if ``work`` exceeds MAX_NODE_WORK."""
+    if work > MAX_NODE_WORK:
+        raise ValidationError(f"{what} would cost {work} work units, beyond the node work limit "
+                              f"of {MAX_NODE_WORK} (qnnref.graph.MAX_NODE_WORK; spec/format.md, "
+                              "\"The node work limit\")")
 
 
 @dataclass

@@ -129,7 +129,7 @@ class Model:
                  threads: int | None = None):
         self.path = path
         self.digest = digest
-        self._source = source            # keeps a memory map alive
+        self._source = source            # the private copy of the file the constants view
         where = path or "model"
         if not isinstance(graph, Graph):
             raise ValidationError(f"{where}: expected a qnnref.Graph, got {type(graph).__name__}")

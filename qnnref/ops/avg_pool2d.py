@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from .. import graph as _graph
 from ..arith import (RequantParams, apply_requant, check_accumulator, check_rounding,
                      prepare_requant, round_float, rounding_divide, saturate_float_to_int)
 from ..errors import ValidationError
@@ -48,10 +49,10 @@ def avg_pool2d(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
         for ow in range(OW):
             # Step 2: the window's taps that lie inside the input (validation
             # guarantees at least one row and one column).
-            rows = [oh * sh - pad_top + i * dh for i in range(kh)]
-            rows = [r for r in rows if 0 <= r < H]
-            cols = [ow * sw - pad_left + j * dw for j in range(kw)]
-            cols = [c for c in cols if 0 <= c < W]
+            # (window_taps: the oh * sh - pad_top + i * dh, i in [0, kh), that
+            # lie in [0, H), found without enumerating all kh of them).
+            rows = list(window_taps(oh, sh, pad_top, kh, dh, H))
+            cols = list(window_taps(ow, sw, pad_left, kw, dw, W))
             window = x[:, rows][:, :, cols].astype(np.int64)
             # Step 3: the exact sum of (x - zp_x) over those taps. A padded tap
             # is real 0, i.e. x = zp_x: it adds 0 to this sum.
@@ -180,6 +181,15 @@ class AvgPool2d(Op):
         p["float_average"] = None
         recipe = ctx.recipe
         if recipe.average_form == "float_average":
+            # this form materializes the padded input (in float) and loops over the taps
+            n, h, w, c = x.shape
+            (kh, kw), pads = a["kernel"], a["pads"]
+            # (and an [H + pads, W + pads] mask of the inside taps, even when N*C is 0)
+            ctx.check_size(max(n * c, 1) * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]),
+                           "the padded input x (average_form 'float_average')")
+            ctx.check_work(_graph.TAP_WORK * max(n * c, 1) * y.shape[1] * y.shape[2] * kh * kw
+                           + _graph.LOOP_WORK * kh * kw,
+                           f"the {kh}x{kw} taps of every window (average_form 'float_average')")
             # ONNX Runtime's form, for equal and different quantizations alike:
             # the recipe rounds (a 'rounding' attribute may only repeat it).
             if "rounding" in ctx.node.attrs and a["rounding"] != recipe.rounding:

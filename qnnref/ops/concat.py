@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from .. import graph as _graph
 from ..arith import RequantParams, combine_scales, prepare_requant, requantize_output
 from ..errors import ValidationError
 from .registry import Attr, Op, Slot, register
@@ -47,6 +48,8 @@ class Concat(Op):
 
     def infer(self, ctx):
         xs = [ctx.input(i) for i in range(len(ctx.inputs))]
+        # the node work limit: the reference (and validation) loop over the inputs
+        ctx.check_work(_graph.LOOP_WORK * len(xs), f"the loop over its {len(xs)} inputs")
         first = xs[0]
         rank = len(first.shape)
         if rank < 1:

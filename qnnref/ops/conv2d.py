@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import graph as _graph
 from ..arith import RequantParams, check_accumulator, requantize_output
 from ._common import ACT_ATTRS_DOC, act_range, scale, zero_point
 from .matmul import (A_DTYPES, B_DTYPES, PAIRWISE_ATTR, S8_AS_U8_ATTR, accumulator_output, centered, check_bias,
@@ -122,10 +123,11 @@ def _check_ints(ctx, name: str, length: int, minimum: int) -> list[int]:
     return list(v)
 
 
-def check_geometry(ctx, x, w) -> tuple[int, int, int, int]:
+def check_geometry(ctx, x, w, float_macs: bool = False) -> tuple[int, int, int, int]:
     """ERROR_IF checks of an NHWC input ``x`` and OHWI weights ``w`` and the
     attributes strides, dilations, pads and groups, at infer time; returns
-    (N, OH, OW, C_out). Shared with float_conv2d."""
+    (N, OH, OW, C_out). Shared with float_conv2d (``float_macs``: its
+    multiply-adds are float32 FMAs, and its dot products loop over K twice)."""
     if len(x.shape) != 4:
         raise ctx.error(f"input x {x.name!r} must have rank 4 ([N, H, W, C_in]), got {list(x.shape)}")
     if len(w.shape) != 4:
@@ -160,6 +162,15 @@ def check_geometry(ctx, x, w) -> tuple[int, int, int, int]:
     # (it loops over the KH*KW taps even when N*C_in is 0).
     ctx.check_size(n * (h + pads[0] + pads[2]) * (wd + pads[1] + pads[3]) * c_in, "the padded input x")
     ctx.check_size(max(n * c_in, 1) * oh * ow * kh * kw, "the im2col patches (N*OH*OW*KH*KW*C_in)")
+    # The node work limit: N*OH*OW*C_out*K multiply-adds with K = KH*KW*Cg,
+    # and Python loops over at most K steps (the KH*KW taps of im2col; the
+    # K/2 pairs of pairwise int16; the K terms, then K blocks, of float32).
+    k = kh * kw * cg
+    if float_macs:
+        work = _graph.FLOAT_MAC_WORK * n * oh * ow * c_out * k + _graph.LOOP_WORK * 2 * k
+    else:
+        work = _graph.INT_MAC_WORK * n * oh * ow * c_out * k + _graph.LOOP_WORK * k
+    ctx.check_work(work, f"the {n * oh * ow * c_out * k} multiply-adds (N*OH*OW*C_out*KH*KW*C_in/groups)")
     return n, oh, ow, c_out
 
 

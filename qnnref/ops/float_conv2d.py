@@ -68,7 +68,7 @@ class FloatConv2D(Op):
         ctx.require_dtype(x, FLOAT, "input x")
         ctx.require_dtype(w, FLOAT, "weight w")
         check_k_block(ctx)
-        n, oh, ow, c_out = check_geometry(ctx, x, w)
+        n, oh, ow, c_out = check_geometry(ctx, x, w, float_macs=True)
         bias = ctx.inputs[2] if len(ctx.inputs) > 2 else None
         if bias is not None:
             ctx.require_dtype(bias, FLOAT, "bias")

@@ -11,8 +11,11 @@ MLAS's SGEMM with the importer choosing ``k_block`` (spec/ops/float_matmul.md).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .. import graph as _graph
 from ._float import FLOAT, K_BLOCK_DOC, blocked_fma_dot, check_k_block, require_unquantized
 from .registry import Attr, Op, Slot, register
 
@@ -64,6 +67,10 @@ class FloatMatMul(Op):
             raise ctx.error(f"batch dimensions of a {list(a.shape)} and b {list(b.shape)} "
                             "do not broadcast") from None
         check_k_block(ctx)
+        # the node work limit: B*M*N*K float32 FMAs; the dot products loop over the K terms and K blocks
+        macs = math.prod(batch) * m * n * k
+        ctx.check_work(_graph.FLOAT_MAC_WORK * macs + _graph.LOOP_WORK * 2 * k,
+                       f"the {macs} multiply-adds (B*M*N*K)")
         bias = ctx.inputs[2] if len(ctx.inputs) > 2 else None
         if bias is not None:
             ctx.require_dtype(bias, FLOAT, "bias")

@@ -28,8 +28,11 @@ accumulator is the same exact sum with that zero point.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .. import graph as _graph
 from ..arith import (INT32_MAX, INT32_MIN, RequantParams, check_accumulator, combine_scales,
                      exact_dot_bound_ok, pairwise_int16_matmul, prepare_requant, requantize_output)
 from ..errors import ValidationError
@@ -300,6 +303,11 @@ class MatMul(Op):
         except ValueError:
             raise ctx.error(f"batch dimensions of a {list(a.shape)} and b {list(b.shape)} "
                             "do not broadcast") from None
+        # the node work limit: B*M*N*K multiply-adds (B the broadcast batch),
+        # and a Python loop over the K/2 pairs with pairwise int16
+        macs = math.prod(batch) * m * n * k
+        ctx.check_work(_graph.INT_MAC_WORK * macs + _graph.LOOP_WORK * k,
+                       f"the {macs} multiply-adds (B*M*N*K)")
         check_bias(ctx, 2, n, "N, the last dimension of b")
         dtype = check_out_dtype(ctx, a.dtype)
         check_runtime_zero_point(ctx, 3, a, dtype, "a")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from .. import graph as _graph
 from .registry import REQUIRED, Attr, Op, Slot, register
 from ._common import ACT_ATTRS_DOC, act_range, same_quant
 
@@ -44,10 +45,10 @@ def max_pool2d(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
             # Step 2: the window's taps that lie inside the input. Padded taps
             # are left out, so they never win (as if they were -infinity).
             # Validation guarantees at least one row and one column.
-            rows = [oh * sh - pad_top + i * dh for i in range(kh)]
-            rows = [r for r in rows if 0 <= r < H]
-            cols = [ow * sw - pad_left + j * dw for j in range(kw)]
-            cols = [c for c in cols if 0 <= c < W]
+            # (window_taps: the oh * sh - pad_top + i * dh, i in [0, kh), that
+            # lie in [0, H), found without enumerating all kh of them).
+            rows = list(window_taps(oh, sh, pad_top, kh, dh, H))
+            cols = list(window_taps(ow, sw, pad_left, kw, dw, W))
             window = x[:, rows][:, :, cols]            # (N, len(rows), len(cols), C)
             # Step 3: the maximum, per batch and channel.
             y[:, oh, ow, :] = window.max(axis=(1, 2))
@@ -99,6 +100,13 @@ def check_pool_geometry(ctx, shape) -> tuple[int, int]:
     # 1: it loops over the windows even when there are none).
     ctx.check_size(max(shape[0] * shape[3], 1) * OH * OW * kh * kw,
                    "the taps of all pooling windows (N*OH*OW*KH*KW*C)")
+    # The node work limit, before anything loops over the windows: the
+    # reference visits every tap and runs one Python iteration per window
+    # (avg_pool2d's float form loops over the KH*KW taps instead: it checks
+    # that too).
+    windows = OH * OW
+    ctx.check_work(_graph.TAP_WORK * max(shape[0] * shape[3], 1) * windows * kh * kw
+                   + _graph.LOOP_WORK * windows, f"the {windows} pooling windows of {kh}x{kw} taps")
     for o in range(OH):
         if not window_taps(o, sh, pt, kh, dh, H):
             raise ctx.error(f"output row {o} has a window made only of padding "

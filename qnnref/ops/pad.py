@@ -82,7 +82,12 @@ class Pad(Op):
                                 f"pads ({b}, {e})")
         if a["value"] is not None and not x.dt.min <= a["value"] <= x.dt.max:
             raise ctx.error(f"attribute 'value' {a['value']} is outside the {x.dtype} range")
-        return [(x.dtype, tuple(d + pads[i] + pads[rank + i] for i, d in enumerate(x.shape)))]
+        out_shape = tuple(d + pads[i] + pads[rank + i] for i, d in enumerate(x.shape))
+        if a["mode"] != "constant":
+            # edge and reflect build one index array per axis, of the output's
+            # length along it (long even when another axis makes y empty)
+            ctx.check_size(sum(out_shape), "the per-axis index arrays (mode edge / reflect)")
+        return [(x.dtype, out_shape)]
 
     def prepare(self, ctx):
         x, y = ctx.inputs[0], ctx.outputs[0]

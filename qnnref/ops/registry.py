@@ -55,6 +55,14 @@ ATTR_KINDS = {
 }
 
 
+#: The range of every integer attribute (kinds int and ints): int32
+#: (spec/format.md, "Limits"). Every legal value lies in it (dimensions,
+#: strides, pads, axes, clamp bounds, zero points and fill values of the
+#: integer dtypes), so anything beyond is refused when the model is loaded,
+#: before any value could reach the C++ kernels' int32/int64 parameters.
+ATTR_INT_MIN, ATTR_INT_MAX = -(2**31), 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Attr:
     name: str
@@ -112,6 +120,11 @@ class NodeContext:
         """ERROR_IF a working array of ``count`` elements would exceed the
         model size limit (qnnref.graph.MAX_TENSOR_ELEMENTS)."""
         _graph.check_element_count(count, f"{self.where()}: {what}")
+
+    def check_work(self, work: int, what: str) -> None:
+        """ERROR_IF the node's reference would cost more than the node work
+        limit (qnnref.graph.MAX_NODE_WORK); ``what`` says what was counted."""
+        _graph.check_node_work(work, f"{self.where()}: {what}")
 
     def require_dtype(self, t: TensorInfo, allowed, role: str) -> None:
         if t.dtype not in allowed:
@@ -215,6 +228,11 @@ def check_attrs(op: Op, node: Node, where: str) -> dict[str, Any]:
                 ok = True
             if not ok:
                 raise ValidationError(f"{where}: attribute {name!r} must be of kind {a.kind}, got {v!r}")
+            if a.kind in ("int", "ints") and v is not None:
+                bad = [e for e in (v if a.kind == "ints" else [v]) if not ATTR_INT_MIN <= e <= ATTR_INT_MAX]
+                if bad:
+                    raise ValidationError(f"{where}: attribute {name!r} value {bad[0]} is outside the integer "
+                                          f"attribute range [{ATTR_INT_MIN}, {ATTR_INT_MAX}] (int32)")
             out[name] = v
         elif a.default is REQUIRED:
             raise ValidationError(f"{where}: attribute {name!r} is required")

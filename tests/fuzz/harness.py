@@ -23,6 +23,10 @@ FUZZ = settings(max_examples=EXAMPLES or 1000, derandomize=True, deadline=None, 
 #: While fuzzing, the model size limit is lowered so that any mutation that
 #: would make a big tensor must be refused rather than run slowly.
 FUZZ_LIMIT = 20_000
+#: Likewise the node work limit (qnnref.graph.MAX_NODE_WORK; 2^30 units is
+#: about a second of reference work per node), so that a mutation that
+#: would make a node slow must be refused at load, well within TIMEOUT.
+FUZZ_WORK_LIMIT = 2**30
 #: Peak bytes any one example may allocate (the seeds need well under 1 MB).
 PEAK_BYTES = 64 * 2**20
 #: Seconds any one example may take before it counts as a hang.
@@ -79,14 +83,17 @@ def hard_timeout(seconds: int):
 
 
 @contextlib.contextmanager
-def size_limit(n: int):
-    """Lower the model size limit (qnnref.graph.MAX_TENSOR_ELEMENTS)."""
-    old = qgraph.MAX_TENSOR_ELEMENTS
+def size_limit(n: int, work: int | None = None):
+    """Lower the model size limit (qnnref.graph.MAX_TENSOR_ELEMENTS) and,
+    with ``work``, the node work limit (qnnref.graph.MAX_NODE_WORK)."""
+    old = qgraph.MAX_TENSOR_ELEMENTS, qgraph.MAX_NODE_WORK
     qgraph.MAX_TENSOR_ELEMENTS = n
+    if work is not None:
+        qgraph.MAX_NODE_WORK = work
     try:
         yield
     finally:
-        qgraph.MAX_TENSOR_ELEMENTS = old
+        qgraph.MAX_TENSOR_ELEMENTS, qgraph.MAX_NODE_WORK = old
 
 
 @contextlib.contextmanager
@@ -94,7 +101,7 @@ def guarded():
     """Warnings are errors, one example may not hang or allocate much."""
     tracemalloc.start()
     try:
-        with warnings.catch_warnings(), hard_timeout(TIMEOUT), size_limit(FUZZ_LIMIT):
+        with warnings.catch_warnings(), hard_timeout(TIMEOUT), size_limit(FUZZ_LIMIT, FUZZ_WORK_LIMIT):
             warnings.simplefilter("error")
             yield
         _, peak = tracemalloc.get_traced_memory()

@@ -39,7 +39,7 @@ def oracle(x, kernel, strides, dilations, pads, act_min=None, act_max=None):
 # ---------------------------------------------------------------------------
 
 def test_spec_pseudocode_is_the_source():
-    assert_spec_shows_the_source("max_pool2d", ["max_pool2d"])
+    assert_spec_shows_the_source("max_pool2d", ["max_pool2d", "window_taps"])
 
 
 # ---------------------------------------------------------------------------
