@@ -31,7 +31,8 @@ SCRIPT = textwrap.dedent(r"""
     path, backend, change = sys.argv[1], sys.argv[2], sys.argv[3]
     model = qnnref.load(path, backend=backend)
     spec = model.inputs[0]
-    x = np.random.default_rng(0).integers(-128, 128, spec.shape).astype(spec.dtype)
+    shape = [2 if isinstance(d, str) else d for d in spec.shape]    # a symbolic batch: 2 items
+    x = np.random.default_rng(0).integers(-128, 128, shape).astype(spec.dtype)
     before = {k: np.array(v, copy=True) for k, v in model.run(x).items()}
 
     with open(path, "rb") as f:
