@@ -402,13 +402,31 @@ def _output_to_quantize(imp: Importer, node: OnnxNode) -> bool:
     return _quantize_after(imp, node.outputs[0]) is not None
 
 
+def _dequantize_has_zero_point(imp: Importer, name: str) -> bool:
+    """Whether the DequantizeLinear producing ONNX value ``name`` has an
+    explicit zero point input (a value the importer quantized itself, as
+    ONNX Runtime's WeightBiasQuantization, has one)."""
+    producers = imp.__dict__.setdefault("producers", {o: n for n in imp.onnx.nodes for o in n.outputs if o})
+    p = producers.get(name)
+    return p is None or (p.op_type == "DequantizeLinear" and bool(p.input(2)))
+
+
 def _ort_fuses_conv_gemm(imp: Importer, node: OnnxNode) -> bool:
     bias_ok = not node.input(2) or _is_dq_input(imp, node, 2, int32=True)
-    return _is_dq_input(imp, node, 0) and _is_dq_input(imp, node, 1) and bias_ok and _output_to_quantize(imp, node)
+    # ONNX Runtime 1.32 fuses a QDQ Gemm into QGemm only when the weight's
+    # DequantizeLinear names its zero point (measured: without one the Gemm
+    # stays float, with or without a bias, on every x86 CPU); Conv does not care
+    weight_ok = node.op_type != "Gemm" or _dequantize_has_zero_point(imp, node.input(1))
+    return (_is_dq_input(imp, node, 0) and _is_dq_input(imp, node, 1) and bias_ok and weight_ok
+            and _output_to_quantize(imp, node) and not qdq.ort_s8_to_u8_splits_group(imp, node))
 
 
 def _ort_fuses_binary(imp: Importer, node: OnnxNode) -> bool:
     return _is_dq_input(imp, node, 0) and _is_dq_input(imp, node, 1) and _output_to_quantize(imp, node)
+
+
+def _ort_fuses_matmul(imp: Importer, node: OnnxNode) -> bool:
+    return _ort_fuses_binary(imp, node) and not qdq.ort_s8_to_u8_splits_group(imp, node)
 
 
 # ---------------------------------------------------------------------------
@@ -617,7 +635,7 @@ def float_average(imp: Importer, node: OnnxNode) -> None:
 
 _route("Conv", float_conv, _ort_fuses_conv_gemm)
 _route("Gemm", float_matmul_node, _ort_fuses_conv_gemm)
-_route("MatMul", float_matmul_node, _ort_fuses_binary)
+_route("MatMul", float_matmul_node, _ort_fuses_matmul)
 for _op in _BINARY:
     _route(_op, float_binary, _ort_fuses_binary if _op in ("Add", "Mul") else None)
 for _op in (*_UNARY, "Clip"):

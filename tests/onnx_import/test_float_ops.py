@@ -8,6 +8,8 @@ stay float under the ONNX Runtime profile; ``qnnref inspect`` lists them."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +21,18 @@ from qnnref.cli import main
 from qnnref.onnx import import_onnx
 from qnnref.onnx.floatops import sgemm_k_block
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profiles"))
+import ort_harness  # noqa: E402  (what ONNX Runtime does on the CPU of this run: probed)
+
 F32, U8, S8 = np.float32, np.uint8, np.int8
-ORT_PROFILE = "ort-cpu-x86-vnni"        # no integer product is compared here: the same under ort-cpu-x86
+
+
+def ort_profile() -> str:
+    """The profile of ONNX Runtime on the CPU of this run (ort-cpu-x86 where
+    it saturates u8 x s8 pairs, ort-cpu-x86-vnni where not; probed by the
+    conformance worker). The QDQ groups that ORT fuses compute u8 x s8
+    products, so the choice matters there."""
+    return ort_harness.native_profile()
 
 
 def ort_run(model, feeds, threads=1):
@@ -30,8 +42,8 @@ def ort_run(model, feeds, threads=1):
     return sess.run(None, feeds)[0]
 
 
-def both(model, feeds, profile=ORT_PROFILE):
-    q = import_onnx(model, profile=profile)
+def both(model, feeds, profile=None):
+    q = import_onnx(model, profile=profile or ort_profile())
     return q, list(q.run(feeds).values())[0], ort_run(model, feeds)
 
 
@@ -182,9 +194,11 @@ def qdq_case(case: str):
     """x -> Q -> DQ (uint8, zero point 128) -> the group of ``case`` -> Q (uint8)."""
     rng = np.random.default_rng(8)
     nodes = [node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
-             node("DequantizeLinear", ["wq", "ws"], ["w"])]
+             node("DequantizeLinear", ["wq", "ws", "wz"] if "wzp" in case else ["wq", "ws"], ["w"])]
     inits = [init("xs", 0.05, F32), init("xz", 128, U8), init("ws", 0.01, F32), init("ys", 0.03, F32),
              init("b", rng.standard_normal(8).astype(F32)), init("shape", np.array([1, -1], np.int64))]
+    if "wzp" in case:                      # the weights' DequantizeLinear names its zero point
+        inits.append(init("wz", 0, S8))
     conv_w = init("wq", rng.integers(-127, 128, (8, 8, 3, 3)).astype(S8))
     gemm_w = init("wq", rng.integers(-127, 128, (16, 8)).astype(S8))
     x_shape, zp = (1, 8, 6, 6), 100
@@ -227,7 +241,9 @@ QDQ_CASES = {
     "conv_bias-reshape": True,              # QDQ propagation copies the QuantizeLinear before the Reshape
     "conv-depthtospace": False,             # ... but not before DepthToSpace (ESPCN's last layer)
     "transposed_conv": True,                # and a DequantizeLinear after a Transpose
-    "gemm_bias": True,
+    "gemm_bias": False,                     # ORT fuses a Gemm only if the weights' DequantizeLinear has a zero point
+    "gemm_wzp_bias": True,                  # ... as here
+    "gemm_wzp": True,
     "gemm-relu": False,
     "float_w_conv_bias": True,              # ORT quantizes float weights too (int8, asymmetric, per tensor)
     "float_w_conv_bias-relu": False,        # ... and then computes in float with them
@@ -279,7 +295,7 @@ def test_refusal_reports_both_reasons():
 def test_inspect_lists_float_nodes(tmp_path, capsys):
     m = conv_model((1, 3, 6, 6), (4, 3, 3, 3), pads=[1, 1, 1, 1])
     path = tmp_path / "float.qnn"
-    qnnref.save(import_onnx(m, profile=ORT_PROFILE), str(path))
+    qnnref.save(import_onnx(m, profile=ort_profile()), str(path))
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "float nodes: 1 compute in float32" in out
