@@ -116,3 +116,14 @@ def child_env(cpu: str) -> dict:
     if not features:
         return {ENV_FEATURES: "", ENV_LIBRARY: ""}
     return {ENV_FEATURES: features, ENV_LIBRARY: str(library_path())}
+
+
+def why_not(cpu: str) -> str:
+    """'' when a test run with the vendor runtimes shown ``cpu`` is possible
+    here and tests something the native run does not, else why not."""
+    return unavailable(cpu) or nothing_to_hide(cpu)
+
+
+if __name__ == "__main__":        # .ci/run: python tests/vendor_cpu.py avx2 -> '' or the reason
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the qnnref beside tests/
+    print(why_not(sys.argv[1] if len(sys.argv) > 1 else "avx2"))

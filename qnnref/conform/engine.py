@@ -95,10 +95,13 @@ def onnx_view(model, onnx_name: str, captured: dict):
 
 
 class QnnrefEngine:
-    """Imports and runs cases in qnnref (in this process)."""
+    """Imports and runs cases in qnnref (in this process). ``mlas_nchwc_block``:
+    the NCHWc block of ONNX Runtime's MLAS kernel family (the worker's probe;
+    the harness sets it from the greeting), passed to the importer."""
 
-    def __init__(self):
+    def __init__(self, mlas_nchwc_block: int | None = None):
         self.import_onnx = find_importer()
+        self.mlas_nchwc_block = mlas_nchwc_block
 
     def run(self, case, profile: str, onnx_model=None, float_nodes=()) -> OursResult:
         """Run ``case`` under ``profile`` (already a variant name, see
@@ -109,7 +112,8 @@ class QnnrefEngine:
         t0 = time.perf_counter()
         res = OursResult(profile=profile)
         try:
-            model = self.import_onnx(case.model, profile=profile)
+            kw = {"mlas_nchwc_block": self.mlas_nchwc_block} if self.mlas_nchwc_block else {}
+            model = self.import_onnx(case.model, profile=profile, **kw)
             model = without_saturation(model, float_nodes)
         except Exception as e:          # QnnError: a refusal; anything else: an importer bug
             from ..errors import QnnError

@@ -462,7 +462,30 @@ def float_conv(imp: Importer, node: OnnxNode) -> None:
     ow = output_size(xshape[3], kernel[1], geo["strides"][1], geo["dilations"][1], geo["pads"][1], geo["pads"][3])
     k = wshape[1] * kernel[0] * kernel[1]
     attrs = dict(geo, groups=groups, k_block=_k_block(imp, max(oh * ow, 1), k, packed=False))
+    channel_block = _nchwc_channel_block(imp, node, groups, wshape[1], kernel)
+    if channel_block:
+        attrs.update(k_block=0, channel_block=channel_block)
     _bind_float(imp, node, "float_conv2d", inputs, attrs, NHWC)
+
+
+#: MLAS's pointwise (1x1) NCHWc kernel sums the input channels in batches of this many
+NCHWC_POINTWISE_CHANNELS = 128
+
+
+def _nchwc_channel_block(imp: Importer, node: OnnxNode, groups: int, c_in: int, kernel: list) -> int:
+    """The float_conv2d ``channel_block`` of a Conv that ONNX Runtime runs on
+    MLAS's NCHWc kernels (its NchwcTransformer: a float initializer as the
+    weights, ``group = 1``), given the target CPU's NCHWc block
+    (``imp.mlas_nchwc_block``: 8 AVX2/FMA3, 16 AVX-512F); 0 otherwise."""
+    block = imp.mlas_nchwc_block
+    w = imp.value(node.input(1))
+    if not ort_profile(imp) or not block or groups != 1 or not (isinstance(w, Const) and w.quant is None):
+        return 0
+    if c_in < block:
+        return 1                                   # the NCHW-input kernel: one partial sum per channel
+    if list(kernel) == [1, 1]:
+        return NCHWC_POINTWISE_CHANNELS            # the pointwise kernel
+    return block
 
 
 # ---------------------------------------------------------------------------

@@ -55,15 +55,19 @@ def load_model(model_or_path) -> onnx.ModelProto:
 
 
 def import_model(model_or_path, profile: str, input_shapes: dict | None = None,
-                 constants: dict | None = None) -> Model:
+                 constants: dict | None = None, mlas_nchwc_block: int | None = None) -> Model:
     proto = load_model(model_or_path)
     get_profile(profile, "import_onnx")
+    if mlas_nchwc_block is not None and (isinstance(mlas_nchwc_block, bool) or mlas_nchwc_block not in (0, 8, 16)):
+        raise ValidationError(f"import_onnx: mlas_nchwc_block must be 0, 8 or 16 (MLAS's NCHWc block: none, "
+                              f"AVX2/FMA3, AVX-512F), got {mlas_nchwc_block!r}")
     try:
         graph = read_model(proto)
     except Refused as e:
         raise ValidationError(f"ONNX import: {e}") from None
     b = GraphBuilder(profile=profile, description=proto.doc_string or proto.graph.doc_string or "")
     imp = Importer(graph, profile, b)
+    imp.mlas_nchwc_block = mlas_nchwc_block
     refusals: list[tuple[OnnxNode | None, str]] = []
     for name, arr in graph.initializers.items():
         imp.bind(name, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))

@@ -93,6 +93,66 @@ def test_sgemm_blocking_rule():
     assert sgemm_k_block(10, 1500) == 1024 and sgemm_k_block(300, 128) == 0 and sgemm_k_block(4, 75) == 0
 
 
+# Constant (float initializer) weights: MLAS's NCHWc convolution, whose order
+# depends on the MLAS kernel family (its NCHWc block, probed by the worker)
+
+NCHWC_CASES = [((1, 32, 11, 11), (16, 32, 3, 3), {"pads": [1, 0, 2, 1], "strides": [2, 1]}),
+               ((1, 32, 11, 11), (16, 32, 3, 3), {"pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+               ((2, 48, 6, 6), (20, 48, 3, 3), {"pads": [1, 1, 1, 1]}),          # C_in not a multiple of 16
+               ((1, 12, 6, 6), (16, 12, 3, 3), {"pads": [1, 1, 1, 1]}),          # C_in < 16, >= 8
+               ((1, 3, 12, 12), (16, 3, 3, 3), {"pads": [1, 1, 1, 1]}),          # C_in < 8: per channel
+               ((1, 40, 6, 6), (24, 40, 5, 5), {"pads": [2, 2, 2, 2]}),
+               ((1, 300, 4, 4), (8, 300, 3, 3), {"pads": [1, 1, 1, 1]}),         # C_out < the block
+               ((1, 200, 5, 5), (16, 200, 1, 1), {}),                             # pointwise: batches of 128
+               ((1, 32, 9, 9), (24, 32, 1, 1), {"strides": [2, 2]}),
+               ((1, 4, 5, 5), (8, 4, 1, 1), {})]
+
+
+def const_conv_case(x_shape, w_shape, attrs, seed=5):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal(w_shape) * 0.1).astype(F32)
+    b = rng.standard_normal(w_shape[0]).astype(F32)
+    model = make_model([node("Conv", ["x", "w", "b"], ["y"], **attrs)], {"x": (F32, x_shape)}, {"y": (F32, None)},
+                       [init("w", w), init("b", b)], check=False)
+    return model, {"x": rng.standard_normal(x_shape).astype(F32)}
+
+
+@pytest.mark.parametrize("cpu", ["native", "avx2"])
+def test_float_conv_with_constant_weights_equals_onnx_runtime(cpu):
+    """Bit for bit with the MLAS kernel family ONNX Runtime selects: on the
+    CPU of this run, and with AVX-512 hidden (AVX2/FMA3, NCHWc block 8). The
+    block comes from the worker's probe, never from the CPU's name."""
+    if cpu == "avx2" and ort_harness.avx2_unavailable():
+        pytest.skip(f"ONNX Runtime as on an AVX2 CPU: {ort_harness.avx2_unavailable()}")
+    block = ort_harness.vendor_probe(cpu)["mlas_nchwc_block"]
+    if not block:
+        pytest.xfail("this ONNX Runtime does not rewrite float Conv to NCHWc (no MLAS NCHWc block): "
+                     "its order there is not modelled")
+    cases = [const_conv_case(*c) for c in NCHWC_CASES]
+    outs = ort_harness.run_cases([(m.SerializeToString(), f) for m, f in cases], cpu)
+    for (model, feeds), (want,) in zip(cases, outs):
+        q = import_onnx(model, profile=ort_profile(), mlas_nchwc_block=block)
+        (conv,) = [n for n in q.graph.nodes if n.op == "float_conv2d"]
+        assert conv.attrs["channel_block"] in (1, 128, block) and conv.attrs["k_block"] == 0
+        bits_equal(q.run(feeds)["y"], want)
+
+
+def test_the_nchwc_blocks_of_the_mlas_kernel_families():
+    """The worker's probe: MLAS's AVX2/FMA3 kernels use NCHWc blocks of 8 (so
+    does ONNX Runtime with AVX-512 hidden, on any CPU that has it); the
+    importer refuses a block MLAS does not have."""
+    if ort_harness.avx2_unavailable():
+        pytest.skip(f"ONNX Runtime as on an AVX2 CPU: {ort_harness.avx2_unavailable()}")
+    assert ort_harness.vendor_probe("avx2")["mlas_nchwc_block"] == 8
+    assert ort_harness.vendor_probe("native")["mlas_nchwc_block"] in (0, 8, 16)
+    from qnnref import ValidationError
+    model, _ = const_conv_case(*NCHWC_CASES[0])
+    with pytest.raises(ValidationError, match="mlas_nchwc_block must be 0, 8 or 16"):
+        import_onnx(model, profile=ort_profile(), mlas_nchwc_block=4)
+    q = import_onnx(model, profile=ort_profile())          # not told: the im2col order
+    assert [n.attrs.get("channel_block", 0) for n in q.graph.nodes if n.op == "float_conv2d"] == [0]
+
+
 # ---------------------------------------------------------------------------
 # MatMul, Gemm
 # ---------------------------------------------------------------------------
