@@ -74,7 +74,7 @@ def run_cases(cases, cpu: str = "native", session_config: dict | None = None) ->
 @functools.cache
 def vendor_probe(cpu: str = "native") -> dict:
     """The conformance worker's greeting on ``cpu``: what its probes measured
-    in ONNX Runtime there (``u8s8_saturates``, ``sgemm_kernel``, versions)."""
+    in ONNX Runtime there (``u8s8_saturates``, ``mlas_nchwc_block``, versions)."""
     from qnnref.conform.runner import OrtRunner
     env = {k: v for k, v in _env(cpu, check=False).items() if k in (ENV_FEATURES, ENV_LIBRARY)}
     runner = OrtRunner(env=env)
