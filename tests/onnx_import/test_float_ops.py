@@ -129,7 +129,7 @@ def test_float_conv_with_constant_weights_equals_onnx_runtime(cpu):
         pytest.xfail("this ONNX Runtime does not rewrite float Conv to NCHWc (no MLAS NCHWc block): "
                      "its order there is not modelled")
     cases = [const_conv_case(*c) for c in NCHWC_CASES]
-    outs = ort_harness.run_cases([(m.SerializeToString(), f) for m, f in cases], cpu)
+    outs = ort_harness.run_cases([(m.SerializeToString(), f) for m, f in cases], cpu, threads=1)
     for (model, feeds), (want,) in zip(cases, outs):
         q = import_onnx(model, profile=ort_profile(), mlas_nchwc_block=block)
         (conv,) = [n for n in q.graph.nodes if n.op == "float_conv2d"]
@@ -178,6 +178,32 @@ def test_float_matmul_gemm_equal_onnx_runtime(m_k_n, kind):
     q, got, want = both(model, feeds)
     assert ops_of(q) == ["float_matmul"]
     bits_equal(got, want)
+
+
+@pytest.mark.parametrize("cpu", ["native", "avx2"])
+def test_sgemm_is_the_same_with_both_mlas_kernel_families(cpu):
+    """MatMul, Gemm and im2col convolutions (DequantizeLinear weights) equal
+    ONNX Runtime bit for bit on the CPU of this run and with AVX-512 hidden
+    (MLAS's AVX2/FMA3 SGEMM kernels): one model serves both families."""
+    if cpu == "avx2" and ort_harness.avx2_unavailable():
+        pytest.skip(f"ONNX Runtime as on an AVX2 CPU: {ort_harness.avx2_unavailable()}")
+    rng = np.random.default_rng(17)
+    cases = []
+    for m_, k, n in [(4, 300, 200), (3, 600, 20), (5, 1500, 10), (16, 513, 33), (2, 4096, 3)]:
+        a, b = rng.standard_normal((m_, k)).astype(F32), rng.standard_normal((k, n)).astype(F32)
+        cases.append((make_model([node("MatMul", ["a", "b"], ["y"])], {"a": (F32, a.shape)}, {"y": (F32, None)},
+                                 [init("b", b)], check=False), {"a": a}))
+        cases.append((make_model([node("MatMul", ["a", "b"], ["y"])], {"a": (F32, a.shape), "b": (F32, b.shape)},
+                                 {"y": (F32, None)}, check=False), {"a": a, "b": b}))
+        cases.append((make_model([node("Gemm", ["a", "b", "c"], ["y"])], {"a": (F32, a.shape)}, {"y": (F32, None)},
+                                 [init("b", b), init("c", rng.standard_normal(n).astype(F32))], check=False), {"a": a}))
+    for x_shape, w_shape in [((1, 64, 8, 8), (16, 64, 3, 3)), ((1, 48, 4, 4), (4, 48, 3, 3)),
+                             ((1, 64, 12, 12), (8, 64, 3, 3))]:
+        cases.append((conv_model(x_shape, w_shape, pads=[1, 1, 1, 1]),
+                      {"x": rng.standard_normal(x_shape).astype(F32)}))
+    outs = ort_harness.run_cases([(m.SerializeToString(), f) for m, f in cases], cpu, threads=1)
+    for (model, feeds), (want,) in zip(cases, outs):
+        bits_equal(list(import_onnx(model, profile=ort_profile()).run(feeds).values())[0], want)
 
 
 # ---------------------------------------------------------------------------

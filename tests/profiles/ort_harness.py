@@ -53,15 +53,16 @@ def _env(cpu: str, check: bool = True) -> dict:
     return dict(os.environ, **vendor_cpu.child_env(cpu))
 
 
-def run_cases(cases, cpu: str = "native", session_config: dict | None = None) -> list:
+def run_cases(cases, cpu: str = "native", session_config: dict | None = None, threads: int | None = None) -> list:
     """Run ``cases``, a list of ``(model_bytes, feeds)``, each in a fresh
-    InferenceSession (CPU provider, default options plus ``session_config``).
+    InferenceSession (CPU provider, default options plus ``session_config``;
+    ``threads``: intra-op threads, default ORT's, i.e. one per core).
     Returns one entry per case: the list of output arrays, or a string
     (the exception) when ORT refused or failed."""
     env = _env(cpu)
     with tempfile.TemporaryDirectory(prefix="qnnref-ort-") as d:
         src, dst = Path(d) / "in.pkl", Path(d) / "out.pkl"
-        src.write_bytes(pickle.dumps((list(cases), session_config or {})))
+        src.write_bytes(pickle.dumps((list(cases), session_config or {}, threads)))
         proc = subprocess.run([sys.executable, str(Path(__file__)), str(src), str(dst)],
                               capture_output=True, text=True, timeout=300, env=env)
         if proc.returncode != 0:
@@ -123,10 +124,12 @@ def _main(src: str, dst: str) -> None:
         if lib.cpuidmask_enable(hidden.encode()) != 0:
             raise SystemExit("cpuidmask_enable failed")
     import onnxruntime as ort
-    cases, config = pickle.loads(Path(src).read_bytes())
+    cases, config, threads = pickle.loads(Path(src).read_bytes())
     results = []
     for model, feeds in cases:
         so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
         for k, v in config.items():
             so.add_session_config_entry(k, v)
         try:
