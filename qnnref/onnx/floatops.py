@@ -403,20 +403,30 @@ def _output_to_quantize(imp: Importer, node: OnnxNode) -> bool:
 
 
 def _dequantize_has_zero_point(imp: Importer, name: str) -> bool:
-    """Whether the DequantizeLinear producing ONNX value ``name`` has an
-    explicit zero point input (a value the importer quantized itself, as
-    ONNX Runtime's WeightBiasQuantization, has one)."""
+    """Whether the DequantizeLinear that ONNX value ``name`` comes from
+    (directly, or through the operators QDQ propagation crosses) has an
+    explicit zero point input. A value the importer quantized itself (as
+    ONNX Runtime's WeightBiasQuantization) has one."""
     producers = imp.__dict__.setdefault("producers", {o: n for n in imp.onnx.nodes for o in n.outputs if o})
-    p = producers.get(name)
-    return p is None or (p.op_type == "DequantizeLinear" and bool(p.input(2)))
+    for _ in range(64):
+        p = producers.get(name)
+        if p is None:
+            return True
+        if p.op_type == "DequantizeLinear":
+            return bool(p.input(2))
+        if p.op_type not in _PROPAGATE or not p.inputs:
+            return True                      # not a DequantizeLinear's value: other checks decide
+        name = p.input(0)
+    return True
 
 
 def _ort_fuses_conv_gemm(imp: Importer, node: OnnxNode) -> bool:
     bias_ok = not node.input(2) or _is_dq_input(imp, node, 2, int32=True)
-    # ONNX Runtime 1.32 fuses a QDQ Gemm into QGemm only when the weight's
-    # DequantizeLinear names its zero point (measured: without one the Gemm
-    # stays float, with or without a bias, on every x86 CPU); Conv does not care
-    weight_ok = node.op_type != "Gemm" or _dequantize_has_zero_point(imp, node.input(1))
+    # ONNX Runtime 1.32 fuses a QDQ Gemm into QGemm only when the
+    # DequantizeLinear of A and of B name their zero points (measured: without
+    # one the Gemm stays float, with or without a bias, on every x86 CPU; the
+    # bias's may lack one); Conv does not care
+    weight_ok = node.op_type != "Gemm" or all(_dequantize_has_zero_point(imp, node.input(i)) for i in (0, 1))
     return (_is_dq_input(imp, node, 0) and _is_dq_input(imp, node, 1) and bias_ok and weight_ok
             and _output_to_quantize(imp, node) and not qdq.ort_s8_to_u8_splits_group(imp, node))
 

@@ -279,7 +279,8 @@ def test_softmax_within_documented_bound(shape, axis, opset):
 def qdq_case(case: str):
     """x -> Q -> DQ (uint8, zero point 128) -> the group of ``case`` -> Q (uint8)."""
     rng = np.random.default_rng(8)
-    nodes = [node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+    xzp = [] if "noxzp" in case else ["xz"]       # the activation's Q / DQ without a zero point
+    nodes = [node("QuantizeLinear", ["x", "xs", *xzp], ["xq"]), node("DequantizeLinear", ["xq", "xs", *xzp], ["xf"]),
              node("DequantizeLinear", ["wq", "ws", "wz"] if "wzp" in case else ["wq", "ws"], ["w"])]
     inits = [init("xs", 0.05, F32), init("xz", 128, U8), init("ws", 0.01, F32), init("ys", 0.03, F32),
              init("b", rng.standard_normal(8).astype(F32)), init("shape", np.array([1, -1], np.int64))]
@@ -330,6 +331,8 @@ QDQ_CASES = {
     "gemm_bias": False,                     # ORT fuses a Gemm only if the weights' DequantizeLinear has a zero point
     "gemm_wzp_bias": True,                  # ... as here
     "gemm_wzp": True,
+    "gemm_wzp_noxzp": False,                # ... and A's too
+    "conv_noxzp": True,                     # Conv does not care
     "gemm-relu": False,
     "float_w_conv_bias": True,              # ORT quantizes float weights too (int8, asymmetric, per tensor)
     "float_w_conv_bias-relu": False,        # ... and then computes in float with them
