@@ -16,7 +16,28 @@ from hypothesis import strategies as st
 from qnnref import GraphBuilder, Recipe, dtypes
 from qnnref.profiles import PROFILES
 
+import vendor_cpu
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """$QNNREF_TEST_VENDOR_CPU (tests/vendor_cpu.py): hide CPU features from
+    every ONNX Runtime of this run, before any test module imports it. Last,
+    after pytest's faulthandler: the CPUID shim's SIGSEGV handler must be
+    the one installed (faulthandler's would turn a masked CPUID into a crash)."""
+    try:
+        vendor_cpu.apply()
+    except RuntimeError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def pytest_report_header(config):
+    cpu = vendor_cpu.requested()
+    if cpu != "native":
+        return f"vendor runtimes see: {cpu} ({vendor_cpu.ENV}; features hidden from CPUID)"
+    return None
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 

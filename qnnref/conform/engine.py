@@ -105,12 +105,16 @@ def import_shapes(case) -> dict | None:
 class QnnrefEngine:
     """Imports and runs cases in qnnref (in this process). The samples of a
     model file are cases with the same model bytes: the last few imports
-    are kept, so a model is imported once per profile and shapes."""
+    are kept, so a model is imported once per profile and shapes.
+    ``mlas_nchwc_block``: the NCHWc block of ONNX Runtime's MLAS kernel
+    family (the worker's probe; the harness sets it from the greeting),
+    passed to the importer."""
 
     CACHE = 8
 
-    def __init__(self):
+    def __init__(self, mlas_nchwc_block: int | None = None):
         self.import_onnx = find_importer()
+        self.mlas_nchwc_block = mlas_nchwc_block
         self._cache: dict = {}
 
     def _import(self, case, profile: str, float_nodes):
@@ -118,7 +122,8 @@ class QnnrefEngine:
         key = (case.model, profile, tuple(sorted((shapes or {}).items())), tuple(float_nodes or ()))
         model = self._cache.pop(key, None)
         if model is None:
-            model = self.import_onnx(case.model, profile=profile, input_shapes=shapes)
+            kw = {"mlas_nchwc_block": self.mlas_nchwc_block} if self.mlas_nchwc_block else {}
+            model = self.import_onnx(case.model, profile=profile, input_shapes=shapes, **kw)
             model = without_saturation(model, float_nodes)
         self._cache[key] = model                     # the most recent last
         while len(self._cache) > self.CACHE:

@@ -240,6 +240,8 @@ def run_cases(cases, settings: Settings, *, engine=None, runner=None, progress=N
             why = str(e)
     results = []
     for case, vendor in runner.run(cases):
+        if why is None and getattr(engine, "mlas_nchwc_block", 0) is None:
+            engine.mlas_nchwc_block = runner.info.get("mlas_nchwc_block")   # the worker's probe
         if why is None:
             results.append(evaluate(case, vendor, settings, engine))
         else:

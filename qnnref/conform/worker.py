@@ -9,8 +9,9 @@ process is lost: the runner notices, reports the case, and starts a new one.
 
 With ``$QNNREF_CPUID_MASK`` set (``--cpu``), the worker first hides those CPU
 features from CPUID (:mod:`.cpumask`), then imports onnxruntime. Its
-greeting names the versions and whether u8 x s8 products saturate in this
-process (:func:`u8s8_saturates`, measured).
+greeting names the versions, whether u8 x s8 products saturate in this
+process (:func:`u8s8_saturates`, measured) and the NCHWc block of the MLAS
+float kernel family ONNX Runtime selected (:func:`mlas_nchwc_block`).
 
 A request is a dict: ``id``, ``model`` (serialized ONNX), ``inputs``,
 ``session_config`` and, in tests only, ``hook``. A result is a dict:
@@ -102,6 +103,35 @@ def u8s8_saturates(ort, onnx) -> bool:
     return int(y[0, 0]) == 32767
 
 
+def mlas_nchwc_block(ort, onnx) -> int:
+    """The NCHWc block of the MLAS kernel family this process's ONNX Runtime
+    selected (8: AVX2/FMA3, 16: AVX-512F; 0: it does not rewrite Conv to
+    NCHWc), which decides the summation order of float convolutions with
+    constant weights (spec/ops/float_conv2d.md): a float Conv of 24 to 24
+    channels, whose weights ONNX Runtime's NchwcTransformer pads to a
+    multiple of the block (com.microsoft.nchwc Conv, 24 or 32 output channels)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.ones((24, 24, 3, 3), np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "probe",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 24, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 6, 6])], [w])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    fd, path = tempfile.mkstemp(suffix=".onnx", prefix="qnnref-probe-")
+    os.close(fd)
+    try:
+        _session(ort, model.SerializeToString(), {}, optimized_path=path)
+        optimized = onnx.load(path)
+    finally:
+        os.unlink(path)
+    sizes = {t.name: list(t.dims) for t in optimized.graph.initializer}
+    for n in optimized.graph.node:
+        if n.domain == "com.microsoft.nchwc" and n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in sizes:
+            out_channels = sizes[n.input[1]][0]
+            return next((b for b in (8, 16) if -(-24 // b) * b == out_channels), 0)
+    return 0
+
+
 def _has_inner_dequantize(model) -> bool:
     outputs = {o.name for o in model.graph.output}
     return any(n.op_type == "DequantizeLinear" and n.output[0] not in outputs for n in model.graph.node)
@@ -184,12 +214,14 @@ def main() -> int:
         import onnx
         import onnxruntime as ort
         saturates = u8s8_saturates(ort, onnx)
+        nchwc_block = mlas_nchwc_block(ort, onnx)
     except Exception as e:
         write_message(channel, {"hello": None, "error": f"{type(e).__name__}: {e}"})
         return 1
     write_message(channel, {"hello": {"onnxruntime": ort.__version__, "onnx": onnx.__version__,
                                       "pid": os.getpid(), "device": ort.get_device(),
-                                      "hidden_cpu_features": hidden, "u8s8_saturates": saturates}})
+                                      "hidden_cpu_features": hidden, "u8s8_saturates": saturates,
+                                      "mlas_nchwc_block": nchwc_block}})
     while True:
         req = read_message(inp)
         if req is None:

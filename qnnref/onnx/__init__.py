@@ -26,7 +26,7 @@ def _require_onnx():
 
 
 def import_onnx(model_or_path, profile: str = "onnx", *, input_shapes: dict | None = None,
-                constants: dict | None = None):
+                constants: dict | None = None, mlas_nchwc_block: int | None = None):
     """Import a quantized ONNX model (a path, bytes or an ``onnx.ModelProto``)
     as a validated, runnable ``qnnref.Model`` under semantic ``profile``.
 
@@ -34,6 +34,10 @@ def import_onnx(model_or_path, profile: str = "onnx", *, input_shapes: dict | No
     dimensions, e.g. ``{"input": (1, 3, 224, 224)}``. ``constants`` gives
     graph inputs fixed values (numpy arrays), which makes them constants:
     e.g. the scales and zero points that ONNX's backend node tests pass as inputs.
+    ``mlas_nchwc_block`` (``ort-*`` profiles): the NCHWc block of the MLAS
+    kernel family ONNX Runtime selects on the target CPU (8: AVX2/FMA3, 16:
+    AVX-512F; probed by qnnref.conform.worker), which decides the summation
+    order of float convolutions with constant weights (spec/ops/float_conv2d.md).
 
     ONNX tensor names are kept wherever a tensor survives; the others are
     listed in ``metadata["source"]["tensors"]`` (name in qnnref, axis
@@ -41,7 +45,7 @@ def import_onnx(model_or_path, profile: str = "onnx", *, input_shapes: dict | No
     every node that cannot be imported, at once."""
     _require_onnx()
     from .importer import import_model
-    return import_model(model_or_path, profile, input_shapes, constants)
+    return import_model(model_or_path, profile, input_shapes, constants, mlas_nchwc_block=mlas_nchwc_block)
 
 
 def convert(in_path, out_path, profile: str = "onnx", *, input_shapes: dict | None = None,

@@ -71,6 +71,8 @@ class Importer:
         self.inferred: dict | None = None    # ONNX shape inference, computed on the first refusal
         self.node_names: set[str] = set()
         self._transposed: dict[tuple, str] = {}
+        #: MLAS's NCHWc block on the target CPU (import_onnx's mlas_nchwc_block; None: unknown)
+        self.mlas_nchwc_block: int | None = None
 
     # -- values -------------------------------------------------------------------
     def value(self, name: str) -> Value:

@@ -402,13 +402,41 @@ def _output_to_quantize(imp: Importer, node: OnnxNode) -> bool:
     return _quantize_after(imp, node.outputs[0]) is not None
 
 
+def _dequantize_has_zero_point(imp: Importer, name: str) -> bool:
+    """Whether the DequantizeLinear that ONNX value ``name`` comes from
+    (directly, or through the operators QDQ propagation crosses) has an
+    explicit zero point input. A value the importer quantized itself (as
+    ONNX Runtime's WeightBiasQuantization) has one."""
+    producers = imp.__dict__.setdefault("producers", {o: n for n in imp.onnx.nodes for o in n.outputs if o})
+    for _ in range(64):
+        p = producers.get(name)
+        if p is None:
+            return True
+        if p.op_type == "DequantizeLinear":
+            return bool(p.input(2))
+        if p.op_type not in _PROPAGATE or not p.inputs:
+            return True                      # not a DequantizeLinear's value: other checks decide
+        name = p.input(0)
+    return True
+
+
 def _ort_fuses_conv_gemm(imp: Importer, node: OnnxNode) -> bool:
     bias_ok = not node.input(2) or _is_dq_input(imp, node, 2, int32=True)
-    return _is_dq_input(imp, node, 0) and _is_dq_input(imp, node, 1) and bias_ok and _output_to_quantize(imp, node)
+    # ONNX Runtime 1.32 fuses a QDQ Gemm into QGemm only when the
+    # DequantizeLinear of A and of B name their zero points (measured: without
+    # one the Gemm stays float, with or without a bias, on every x86 CPU; the
+    # bias's may lack one); Conv does not care
+    weight_ok = node.op_type != "Gemm" or all(_dequantize_has_zero_point(imp, node.input(i)) for i in (0, 1))
+    return (_is_dq_input(imp, node, 0) and _is_dq_input(imp, node, 1) and bias_ok and weight_ok
+            and _output_to_quantize(imp, node) and not qdq.ort_s8_to_u8_splits_group(imp, node))
 
 
 def _ort_fuses_binary(imp: Importer, node: OnnxNode) -> bool:
     return _is_dq_input(imp, node, 0) and _is_dq_input(imp, node, 1) and _output_to_quantize(imp, node)
+
+
+def _ort_fuses_matmul(imp: Importer, node: OnnxNode) -> bool:
+    return _ort_fuses_binary(imp, node) and not qdq.ort_s8_to_u8_splits_group(imp, node)
 
 
 # ---------------------------------------------------------------------------
@@ -444,7 +472,30 @@ def float_conv(imp: Importer, node: OnnxNode) -> None:
     ow = output_size(xshape[3], kernel[1], geo["strides"][1], geo["dilations"][1], geo["pads"][1], geo["pads"][3])
     k = wshape[1] * kernel[0] * kernel[1]
     attrs = dict(geo, groups=groups, k_block=_k_block(imp, max(oh * ow, 1), k, packed=False))
+    channel_block = _nchwc_channel_block(imp, node, groups, wshape[1], kernel)
+    if channel_block:
+        attrs.update(k_block=0, channel_block=channel_block)
     _bind_float(imp, node, "float_conv2d", inputs, attrs, NHWC)
+
+
+#: MLAS's pointwise (1x1) NCHWc kernel sums the input channels in batches of this many
+NCHWC_POINTWISE_CHANNELS = 128
+
+
+def _nchwc_channel_block(imp: Importer, node: OnnxNode, groups: int, c_in: int, kernel: list) -> int:
+    """The float_conv2d ``channel_block`` of a Conv that ONNX Runtime runs on
+    MLAS's NCHWc kernels (its NchwcTransformer: a float initializer as the
+    weights, ``group = 1``), given the target CPU's NCHWc block
+    (``imp.mlas_nchwc_block``: 8 AVX2/FMA3, 16 AVX-512F); 0 otherwise."""
+    block = imp.mlas_nchwc_block
+    w = imp.value(node.input(1))
+    if not ort_profile(imp) or not block or groups != 1 or not (isinstance(w, Const) and w.quant is None):
+        return 0
+    if c_in < block:
+        return 1                                   # the NCHW-input kernel: one partial sum per channel
+    if list(kernel) == [1, 1]:
+        return NCHWC_POINTWISE_CHANNELS            # the pointwise kernel
+    return block
 
 
 # ---------------------------------------------------------------------------
@@ -617,7 +668,7 @@ def float_average(imp: Importer, node: OnnxNode) -> None:
 
 _route("Conv", float_conv, _ort_fuses_conv_gemm)
 _route("Gemm", float_matmul_node, _ort_fuses_conv_gemm)
-_route("MatMul", float_matmul_node, _ort_fuses_binary)
+_route("MatMul", float_matmul_node, _ort_fuses_matmul)
 for _op in _BINARY:
     _route(_op, float_binary, _ort_fuses_binary if _op in ("Add", "Mul") else None)
 for _op in (*_UNARY, "Clip"):

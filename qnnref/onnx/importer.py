@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections import deque
 
@@ -55,17 +56,21 @@ def load_model(model_or_path) -> onnx.ModelProto:
 
 
 def import_model(model_or_path, profile: str, input_shapes: dict | None = None,
-                 constants: dict | None = None) -> Model:
+                 constants: dict | None = None, mlas_nchwc_block: int | None = None) -> Model:
     proto = load_model(model_or_path)
+    if mlas_nchwc_block is not None and (isinstance(mlas_nchwc_block, bool) or mlas_nchwc_block not in (0, 8, 16)):
+        raise ValidationError(f"import_onnx: mlas_nchwc_block must be 0, 8 or 16 (MLAS's NCHWc block: none, "
+                              f"AVX2/FMA3, AVX-512F), got {mlas_nchwc_block!r}")
+    static = functools.partial(_import_static, mlas_nchwc_block=mlas_nchwc_block)
     found = symbolic.batch_inputs(proto, input_shapes, constants)
     if found:       # a symbolic batch is kept (qnnref/onnx/symbolic.py)
         get_profile(profile, "import_onnx")
-        return symbolic.import_with_batch(_import_static, proto, profile, input_shapes, constants, found)
-    return _import_static(proto, profile, input_shapes, constants)
+        return symbolic.import_with_batch(static, proto, profile, input_shapes, constants, found)
+    return static(proto, profile, input_shapes, constants)
 
 
 def _import_static(proto, profile: str, input_shapes: dict | None = None,
-                   constants: dict | None = None) -> Model:
+                   constants: dict | None = None, mlas_nchwc_block: int | None = None) -> Model:
     get_profile(profile, "import_onnx")
     try:
         graph = read_model(proto)
@@ -73,6 +78,7 @@ def _import_static(proto, profile: str, input_shapes: dict | None = None,
         raise ValidationError(f"ONNX import: {e}") from None
     b = GraphBuilder(profile=profile, description=proto.doc_string or proto.graph.doc_string or "")
     imp = Importer(graph, profile, b)
+    imp.mlas_nchwc_block = mlas_nchwc_block
     refusals: list[tuple[OnnxNode | None, str]] = []
     for name, arr in graph.initializers.items():
         imp.bind(name, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))

@@ -242,26 +242,62 @@ def ort_s8_as_u8(imp: Importer, node: OnnxNode, i: int) -> dict:
     it computes the node in float, without pairs, and nothing is marked.
     (spec/profiles/ort-cpu-x86.md rule 11; tests/profiles/test_pairwise_saturation.py)
     """
-    if not get_profile(imp.profile).qdq_s8_to_u8:
-        return {}
-    dq = _producer(imp, node.input(i))
-    if dq is None or dq.op_type != "DequantizeLinear" or dq.domain not in ("", "com.microsoft"):
-        return {}
-    if not _only_reader(imp, dq.outputs[0], node) or not _rewritten_pair(imp, _producer(imp, dq.input(0)), dq):
-        return {}
-    # the group's output: node -> [Relu | Clip] -> QuantizeLinear -> DequantizeLinear
+    rewritten = _s8_to_u8_rewrites(imp, node, i)
+    return {"s8_activations_as_u8": True} if rewritten == (True, True) else {}
+
+
+def ort_s8_to_u8_splits_group(imp: Importer, node: OnnxNode, i: int = 0) -> bool:
+    """Whether ONNX Runtime's QDQS8ToU8Transformer rewrites exactly one of
+    the int8 pairs around ``node`` (input ``i``'s, or the output's) to uint8:
+    its QDQ selectors then see a uint8 input and an int8 output (or the
+    reverse) and do not fuse the group, so ONNX Runtime computes the node in
+    float32 (ort_s8_as_u8's docstring)."""
+    rewritten = _s8_to_u8_rewrites(imp, node, i)
+    if rewritten is None or rewritten[0] == rewritten[1]:
+        return False
+    dq, q_out = _producer(imp, node.input(i)), _output_quantize(imp, node)
+    return (dq is not None and q_out is not None and _zero_point_dtype(imp, dq) == "int8"
+            and _zero_point_dtype(imp, q_out) == "int8")
+
+
+def _zero_point_dtype(imp: Importer, n: OnnxNode) -> str | None:
+    zp = imp.values.get(n.input(2)) if n.input(2) else None
+    return zp.dtype if isinstance(zp, Const) else None
+
+
+def _output_quantize(imp: Importer, node: OnnxNode) -> OnnxNode | None:
+    """The group's output QuantizeLinear: node -> [Relu | Clip] -> QuantizeLinear."""
     out = node.outputs[0]
     users = imp.consumers.get(out, [])
     if len(users) == 1 and users[0].op_type in ("Relu", "Clip") and users[0].domain == "":
         out = users[0].outputs[0]
         users = imp.consumers.get(out, [])
     if out in imp.graph_outputs or len(users) != 1 or not users[0].is_quantize:
-        return {}
-    q_out = users[0]
-    readers = imp.consumers.get(q_out.outputs[0], [])
-    if len(readers) != 1 or not _rewritten_pair(imp, q_out, readers[0]):
-        return {}
-    return {"s8_activations_as_u8": True}
+        return None
+    return users[0]
+
+
+def _dq_uses(imp: Importer, dq: OnnxNode) -> int:
+    """How many readers a DequantizeLinear's output has (a graph output counts as one)."""
+    out = dq.outputs[0]
+    return len(imp.consumers.get(out, [])) + (out in imp.graph_outputs)
+
+
+def _s8_to_u8_rewrites(imp: Importer, node: OnnxNode, i: int) -> tuple[bool, bool] | None:
+    """(input ``i``'s pair, the output's pair) rewritten to uint8 by ONNX
+    Runtime's QDQS8ToU8Transformer; None where the profile has no such rewrite."""
+    if not get_profile(imp.profile).qdq_s8_to_u8:
+        return None
+    dq = _producer(imp, node.input(i))
+    in_rewritten = (dq is not None and dq.op_type == "DequantizeLinear" and dq.domain in ("", "com.microsoft")
+                    and _only_reader(imp, dq.outputs[0], node)
+                    and _rewritten_pair(imp, _producer(imp, dq.input(0)), dq))
+    q_out = _output_quantize(imp, node)
+    readers = imp.consumers.get(q_out.outputs[0], []) if q_out is not None else []
+    # a DequantizeLinear read by several nodes is copied per reader first, so
+    # that the QuantizeLinear has several readers and stays int8
+    out_rewritten = (len(readers) == 1 and _dq_uses(imp, readers[0]) <= 1 and _rewritten_pair(imp, q_out, readers[0]))
+    return bool(in_rewritten), bool(out_rewritten)
 
 
 def _rewritten_pair(imp: Importer, q: OnnxNode | None, dq: OnnxNode) -> bool:

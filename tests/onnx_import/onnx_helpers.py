@@ -3,8 +3,8 @@ ONNX Runtime and in qnnref, and the bundled digits CNN as a float ONNX model
 (quantized by ONNX Runtime's own quantizer in the tests).
 
 Every test module here imports this one first: without onnx and onnxruntime
-the modules are skipped, with the reason (CI installs them:
-``pip install "qnnref[onnx]"``). (Not a conftest.py: tests/conftest.py is
+the modules are skipped, with the reason (the ``test`` extra installs them:
+``pip install -e ".[test]"``). (Not a conftest.py: tests/conftest.py is
 imported as ``conftest`` by the operator tests, and a second one would
 shadow it.)
 """
@@ -15,8 +15,8 @@ import functools
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx", reason="the ONNX import tests need onnx: pip install 'qnnref[onnx]'")
-ort = pytest.importorskip("onnxruntime", reason="the ONNX import tests need onnxruntime: pip install 'qnnref[onnx]'")
+onnx = pytest.importorskip("onnx", reason="the ONNX import tests need onnx: pip install -e '.[test]'")
+ort = pytest.importorskip("onnxruntime", reason="the ONNX import tests need onnxruntime: pip install -e '.[test]'")
 
 from onnx import TensorProto as TP, helper, numpy_helper  # noqa: E402
 

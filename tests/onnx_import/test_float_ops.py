@@ -8,6 +8,8 @@ stay float under the ONNX Runtime profile; ``qnnref inspect`` lists them."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +21,18 @@ from qnnref.cli import main
 from qnnref.onnx import import_onnx
 from qnnref.onnx.floatops import sgemm_k_block
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profiles"))
+import ort_harness  # noqa: E402  (what ONNX Runtime does on the CPU of this run: probed)
+
 F32, U8, S8 = np.float32, np.uint8, np.int8
-ORT_PROFILE = "ort-cpu-x86-vnni"        # no integer product is compared here: the same under ort-cpu-x86
+
+
+def ort_profile() -> str:
+    """The profile of ONNX Runtime on the CPU of this run (ort-cpu-x86 where
+    it saturates u8 x s8 pairs, ort-cpu-x86-vnni where not; probed by the
+    conformance worker). The QDQ groups that ORT fuses compute u8 x s8
+    products, so the choice matters there."""
+    return ort_harness.native_profile()
 
 
 def ort_run(model, feeds, threads=1):
@@ -30,8 +42,8 @@ def ort_run(model, feeds, threads=1):
     return sess.run(None, feeds)[0]
 
 
-def both(model, feeds, profile=ORT_PROFILE):
-    q = import_onnx(model, profile=profile)
+def both(model, feeds, profile=None):
+    q = import_onnx(model, profile=profile or ort_profile())
     return q, list(q.run(feeds).values())[0], ort_run(model, feeds)
 
 
@@ -81,6 +93,66 @@ def test_sgemm_blocking_rule():
     assert sgemm_k_block(10, 1500) == 1024 and sgemm_k_block(300, 128) == 0 and sgemm_k_block(4, 75) == 0
 
 
+# Constant (float initializer) weights: MLAS's NCHWc convolution, whose order
+# depends on the MLAS kernel family (its NCHWc block, probed by the worker)
+
+NCHWC_CASES = [((1, 32, 11, 11), (16, 32, 3, 3), {"pads": [1, 0, 2, 1], "strides": [2, 1]}),
+               ((1, 32, 11, 11), (16, 32, 3, 3), {"pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+               ((2, 48, 6, 6), (20, 48, 3, 3), {"pads": [1, 1, 1, 1]}),          # C_in not a multiple of 16
+               ((1, 12, 6, 6), (16, 12, 3, 3), {"pads": [1, 1, 1, 1]}),          # C_in < 16, >= 8
+               ((1, 3, 12, 12), (16, 3, 3, 3), {"pads": [1, 1, 1, 1]}),          # C_in < 8: per channel
+               ((1, 40, 6, 6), (24, 40, 5, 5), {"pads": [2, 2, 2, 2]}),
+               ((1, 300, 4, 4), (8, 300, 3, 3), {"pads": [1, 1, 1, 1]}),         # C_out < the block
+               ((1, 200, 5, 5), (16, 200, 1, 1), {}),                             # pointwise: batches of 128
+               ((1, 32, 9, 9), (24, 32, 1, 1), {"strides": [2, 2]}),
+               ((1, 4, 5, 5), (8, 4, 1, 1), {})]
+
+
+def const_conv_case(x_shape, w_shape, attrs, seed=5):
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal(w_shape) * 0.1).astype(F32)
+    b = rng.standard_normal(w_shape[0]).astype(F32)
+    model = make_model([node("Conv", ["x", "w", "b"], ["y"], **attrs)], {"x": (F32, x_shape)}, {"y": (F32, None)},
+                       [init("w", w), init("b", b)], check=False)
+    return model, {"x": rng.standard_normal(x_shape).astype(F32)}
+
+
+@pytest.mark.parametrize("cpu", ["native", "avx2"])
+def test_float_conv_with_constant_weights_equals_onnx_runtime(cpu):
+    """Bit for bit with the MLAS kernel family ONNX Runtime selects: on the
+    CPU of this run, and with AVX-512 hidden (AVX2/FMA3, NCHWc block 8). The
+    block comes from the worker's probe, never from the CPU's name."""
+    if cpu == "avx2" and ort_harness.avx2_unavailable():
+        pytest.skip(f"ONNX Runtime as on an AVX2 CPU: {ort_harness.avx2_unavailable()}")
+    block = ort_harness.vendor_probe(cpu)["mlas_nchwc_block"]
+    if not block:
+        pytest.xfail("this ONNX Runtime does not rewrite float Conv to NCHWc (no MLAS NCHWc block): "
+                     "its order there is not modelled")
+    cases = [const_conv_case(*c) for c in NCHWC_CASES]
+    outs = ort_harness.run_cases([(m.SerializeToString(), f) for m, f in cases], cpu, threads=1)
+    for (model, feeds), (want,) in zip(cases, outs):
+        q = import_onnx(model, profile=ort_profile(), mlas_nchwc_block=block)
+        (conv,) = [n for n in q.graph.nodes if n.op == "float_conv2d"]
+        assert conv.attrs["channel_block"] in (1, 128, block) and conv.attrs["k_block"] == 0
+        bits_equal(q.run(feeds)["y"], want)
+
+
+def test_the_nchwc_blocks_of_the_mlas_kernel_families():
+    """The worker's probe: MLAS's AVX2/FMA3 kernels use NCHWc blocks of 8 (so
+    does ONNX Runtime with AVX-512 hidden, on any CPU that has it); the
+    importer refuses a block MLAS does not have."""
+    if ort_harness.avx2_unavailable():
+        pytest.skip(f"ONNX Runtime as on an AVX2 CPU: {ort_harness.avx2_unavailable()}")
+    assert ort_harness.vendor_probe("avx2")["mlas_nchwc_block"] == 8
+    assert ort_harness.vendor_probe("native")["mlas_nchwc_block"] in (0, 8, 16)
+    from qnnref import ValidationError
+    model, _ = const_conv_case(*NCHWC_CASES[0])
+    with pytest.raises(ValidationError, match="mlas_nchwc_block must be 0, 8 or 16"):
+        import_onnx(model, profile=ort_profile(), mlas_nchwc_block=4)
+    q = import_onnx(model, profile=ort_profile())          # not told: the im2col order
+    assert [n.attrs.get("channel_block", 0) for n in q.graph.nodes if n.op == "float_conv2d"] == [0]
+
+
 # ---------------------------------------------------------------------------
 # MatMul, Gemm
 # ---------------------------------------------------------------------------
@@ -106,6 +178,32 @@ def test_float_matmul_gemm_equal_onnx_runtime(m_k_n, kind):
     q, got, want = both(model, feeds)
     assert ops_of(q) == ["float_matmul"]
     bits_equal(got, want)
+
+
+@pytest.mark.parametrize("cpu", ["native", "avx2"])
+def test_sgemm_is_the_same_with_both_mlas_kernel_families(cpu):
+    """MatMul, Gemm and im2col convolutions (DequantizeLinear weights) equal
+    ONNX Runtime bit for bit on the CPU of this run and with AVX-512 hidden
+    (MLAS's AVX2/FMA3 SGEMM kernels): one model serves both families."""
+    if cpu == "avx2" and ort_harness.avx2_unavailable():
+        pytest.skip(f"ONNX Runtime as on an AVX2 CPU: {ort_harness.avx2_unavailable()}")
+    rng = np.random.default_rng(17)
+    cases = []
+    for m_, k, n in [(4, 300, 200), (3, 600, 20), (5, 1500, 10), (16, 513, 33), (2, 4096, 3)]:
+        a, b = rng.standard_normal((m_, k)).astype(F32), rng.standard_normal((k, n)).astype(F32)
+        cases.append((make_model([node("MatMul", ["a", "b"], ["y"])], {"a": (F32, a.shape)}, {"y": (F32, None)},
+                                 [init("b", b)], check=False), {"a": a}))
+        cases.append((make_model([node("MatMul", ["a", "b"], ["y"])], {"a": (F32, a.shape), "b": (F32, b.shape)},
+                                 {"y": (F32, None)}, check=False), {"a": a, "b": b}))
+        cases.append((make_model([node("Gemm", ["a", "b", "c"], ["y"])], {"a": (F32, a.shape)}, {"y": (F32, None)},
+                                 [init("b", b), init("c", rng.standard_normal(n).astype(F32))], check=False), {"a": a}))
+    for x_shape, w_shape in [((1, 64, 8, 8), (16, 64, 3, 3)), ((1, 48, 4, 4), (4, 48, 3, 3)),
+                             ((1, 64, 12, 12), (8, 64, 3, 3))]:
+        cases.append((conv_model(x_shape, w_shape, pads=[1, 1, 1, 1]),
+                      {"x": rng.standard_normal(x_shape).astype(F32)}))
+    outs = ort_harness.run_cases([(m.SerializeToString(), f) for m, f in cases], cpu, threads=1)
+    for (model, feeds), (want,) in zip(cases, outs):
+        bits_equal(list(import_onnx(model, profile=ort_profile()).run(feeds).values())[0], want)
 
 
 # ---------------------------------------------------------------------------
@@ -181,10 +279,13 @@ def test_softmax_within_documented_bound(shape, axis, opset):
 def qdq_case(case: str):
     """x -> Q -> DQ (uint8, zero point 128) -> the group of ``case`` -> Q (uint8)."""
     rng = np.random.default_rng(8)
-    nodes = [node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
-             node("DequantizeLinear", ["wq", "ws"], ["w"])]
+    xzp = [] if "noxzp" in case else ["xz"]       # the activation's Q / DQ without a zero point
+    nodes = [node("QuantizeLinear", ["x", "xs", *xzp], ["xq"]), node("DequantizeLinear", ["xq", "xs", *xzp], ["xf"]),
+             node("DequantizeLinear", ["wq", "ws", "wz"] if "wzp" in case else ["wq", "ws"], ["w"])]
     inits = [init("xs", 0.05, F32), init("xz", 128, U8), init("ws", 0.01, F32), init("ys", 0.03, F32),
              init("b", rng.standard_normal(8).astype(F32)), init("shape", np.array([1, -1], np.int64))]
+    if "wzp" in case:                      # the weights' DequantizeLinear names its zero point
+        inits.append(init("wz", 0, S8))
     conv_w = init("wq", rng.integers(-127, 128, (8, 8, 3, 3)).astype(S8))
     gemm_w = init("wq", rng.integers(-127, 128, (16, 8)).astype(S8))
     x_shape, zp = (1, 8, 6, 6), 100
@@ -227,7 +328,11 @@ QDQ_CASES = {
     "conv_bias-reshape": True,              # QDQ propagation copies the QuantizeLinear before the Reshape
     "conv-depthtospace": False,             # ... but not before DepthToSpace (ESPCN's last layer)
     "transposed_conv": True,                # and a DequantizeLinear after a Transpose
-    "gemm_bias": True,
+    "gemm_bias": False,                     # ORT fuses a Gemm only if the weights' DequantizeLinear has a zero point
+    "gemm_wzp_bias": True,                  # ... as here
+    "gemm_wzp": True,
+    "gemm_wzp_noxzp": False,                # ... and A's too
+    "conv_noxzp": True,                     # Conv does not care
     "gemm-relu": False,
     "float_w_conv_bias": True,              # ORT quantizes float weights too (int8, asymmetric, per tensor)
     "float_w_conv_bias-relu": False,        # ... and then computes in float with them
@@ -279,7 +384,7 @@ def test_refusal_reports_both_reasons():
 def test_inspect_lists_float_nodes(tmp_path, capsys):
     m = conv_model((1, 3, 6, 6), (4, 3, 3, 3), pads=[1, 1, 1, 1])
     path = tmp_path / "float.qnn"
-    qnnref.save(import_onnx(m, profile=ORT_PROFILE), str(path))
+    qnnref.save(import_onnx(m, profile=ort_profile()), str(path))
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "float nodes: 1 compute in float32" in out

@@ -334,7 +334,8 @@ def test_the_kernels_refuse_s8_activations_as_u8():
     assert run1(model({}), a).tolist() == [[round(32258 / 4)]]
 
 
-def qdq_model(kind="Conv", input_pair=True, q_readers=1, dq_readers=1, output_pair=True, x_dtype="int8"):
+def qdq_model(kind="Conv", input_pair=True, q_readers=1, dq_readers=1, output_pair=True, x_dtype="int8",
+              out_dq_readers=1):
     """float x -> Q -> DQ -> Conv/MatMul/Gemm (int8 weights) -> Q [-> DQ]:
     the structures ONNX Runtime's int8 -> uint8 rewrite looks at."""
     onnx = pytest.importorskip("onnx")
@@ -367,6 +368,9 @@ def qdq_model(kind="Conv", input_pair=True, q_readers=1, dq_readers=1, output_pa
     if output_pair:
         nodes.append(H.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"], name="dq_y"))
         outs.insert(0, H.make_tensor_value_info("y", T.FLOAT, None))
+        for j in range(1, out_dq_readers):
+            nodes.append(H.make_node("Relu", ["y"], [f"yr{j}"], name=f"y_reader{j}"))
+            outs.append(H.make_tensor_value_info(f"yr{j}", T.FLOAT, None))
     else:
         outs.insert(0, H.make_tensor_value_info("yq", ytype, None))
     g = H.make_graph(nodes, "g", [x], outs, inits)
@@ -376,6 +380,8 @@ def qdq_model(kind="Conv", input_pair=True, q_readers=1, dq_readers=1, output_pa
 def imported_flag(model, profile="ort-cpu-x86"):
     from qnnref.onnx import import_onnx
     m = import_onnx(model, profile=profile)
+    if any(n.op in ("float_conv2d", "float_matmul") for n in m.graph.nodes):
+        return "float"                  # ONNX Runtime does not fuse the group: float32, no pairs
     (node,) = [n for n in m.graph.nodes if n.op in ("conv2d", "matmul")]
     return node.attrs.get("s8_activations_as_u8")
 
@@ -385,15 +391,20 @@ def test_the_importer_marks_what_ort_rewrites(kind):
     """Measured with ONNX Runtime 1.32 (AVX-512, VNNI, AMX hidden; the
     conformance row 'QDQ s8 float input' and spec/profiles/ort-cpu-x86.md
     rule 11): only an int8 Q -> DQ pair read by the node alone, with the
-    node's output Q -> DQ rewritten too, is fused as u8 x s8."""
+    node's output Q -> DQ rewritten too, is fused as u8 x s8. Where only
+    one of the two pairs is rewritten, ORT's QDQ selectors see a uint8 input
+    and an int8 output (or the reverse) and leave the node in float."""
     assert imported_flag(qdq_model(kind)) is True
     assert imported_flag(qdq_model(kind), profile="ort-cpu-x86-vnni") is True   # harmless: no saturation
     assert imported_flag(qdq_model(kind), profile="onnx") is None
     assert imported_flag(qdq_model(kind, x_dtype="uint8")) is None              # uint8 already
-    assert imported_flag(qdq_model(kind, input_pair=False)) is None             # int8 graph input: no Q
-    assert imported_flag(qdq_model(kind, q_readers=2)) is None                  # Q read twice: stays int8
-    assert imported_flag(qdq_model(kind, dq_readers=2)) is None                 # DQ copied per reader
-    assert imported_flag(qdq_model(kind, output_pair=False)) is None            # int8 out: ORT runs float
+    assert imported_flag(qdq_model(kind, input_pair=False)) == "float"          # int8 graph input: no Q
+    # the input pair stays int8 (above too), the output pair becomes uint8 (or the reverse): float
+    assert imported_flag(qdq_model(kind, q_readers=2)) == "float"               # Q read twice: stays int8
+    assert imported_flag(qdq_model(kind, dq_readers=2)) == "float"              # DQ copied per reader
+    assert imported_flag(qdq_model(kind, output_pair=False)) == "float"         # int8 out: ORT runs float
+    assert imported_flag(qdq_model(kind, out_dq_readers=2)) == "float"          # output DQ copied: Q stays int8
+    assert imported_flag(qdq_model(kind, output_pair=False), profile="onnx") is None
 
 
 @pytest.mark.parametrize("kind", ["Conv", "MatMul", "Gemm"])
@@ -410,3 +421,25 @@ def test_the_imported_node_saturates_like_ort_on_avx2(kind):
     assert y["ort-cpu-x86-vnni"] == [8064.0, 8064.0]
     # shifted codes 255, zero point 131: sat16(64770) - 131 * 254 = -507; -507 * 0.5 / 64 -> -4 + 1 -> (-3 - 1) * 64
     assert y["ort-cpu-x86"] == [-256.0, -256.0]
+
+
+@pytest.mark.parametrize("kind", ["Conv", "MatMul", "Gemm"])
+@pytest.mark.parametrize("variant", [{"input_pair": False}, {"q_readers": 2}, {"dq_readers": 2},
+                                     {"output_pair": False}, {"out_dq_readers": 2}, {}])
+def test_split_groups_equal_onnx_runtime(kind, variant):
+    """The groups ONNX Runtime leaves in float after rewriting one int8 pair
+    to uint8, and the one it fuses, equal it bit for bit under the profile
+    of the CPU of this run (probed), at codes whose u8 x s8 pairs saturate."""
+    import ort_harness
+    if not ort_harness.HAVE_ORT:
+        pytest.skip("onnx / onnxruntime is not installed")
+    from qnnref.onnx import import_onnx
+    model = qdq_model(kind, **variant)
+    shape = (1, 2, 1, 1) if kind == "Conv" else (1, 2)
+    feeds = {"xq": np.full(shape, 127, np.int8)} if variant.get("input_pair") is False else \
+        {"x": np.full(shape, 62.0, np.float32)}                       # codes 127 either way
+    (want,) = ort_harness.run_cases([(model.SerializeToString(), feeds)])
+    got = import_onnx(model, profile=ort_harness.native_profile()).run(feeds)
+    assert [o.name for o in model.graph.output] == list(got)
+    for w, g in zip(want, got.values()):
+        np.testing.assert_array_equal(np.asarray(g).ravel(), np.asarray(w).ravel())
