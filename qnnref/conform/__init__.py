@@ -246,7 +246,9 @@ def _parser() -> argparse.ArgumentParser:
                         "axis 0. Every sample is compared")
     p.add_argument("--input-shape", action="append", default=None, metavar="NAME=D0,D1,...",
                    help="the shape of model input NAME, fixing its symbolic dimensions (repeat per input); "
-                        "default: the --data shapes, else every symbolic dimension is 1 (the report says so)")
+                        "default: the --data shapes, else every symbolic dimension is 1 (the report says so), "
+                        "but a symbolic batch (leading dimension) is compared at batches 1 and 3. A model with "
+                        "a symbolic batch is imported once, the batch kept, whatever the batch sizes")
     p.add_argument("--allow-unsupported", action="store_true",
                    help="a case that was not compared (qnnref's importer or ONNX Runtime refused it) does "
                         "not fail the run; it is still counted in the report")

@@ -295,6 +295,10 @@ class Report:
                 if len(g["cases"]) > 1:
                     more = ", ".join(g["cases"][1:1 + max_examples])
                     out.append(f"      also {more}{' ...' if len(g['cases']) > 1 + max_examples else ''}")
+        batches = [f"  {batch_summary(op, row['batch'])}" for op, row in self.rows.items() if row.get("batch")]
+        if batches:
+            out += ["", "Symbolic batch (one model for every batch size; each item of a batch must get the "
+                        "bits it gets at batch 1):", *batches]
         models = self._per_output()
         if models:
             out += ["", "Per model and output (a sample is one set of inputs; identical: every element equal; "
@@ -335,8 +339,6 @@ class Report:
         for op, row in self.rows.items():
             if not row.get("model"):
                 continue
-            if row.get("batch"):
-                lines.append(f"  {batch_summary(op, row['batch'])}")
             for p in self.profiles:
                 outputs = row["profiles"][p]["outputs"]
                 if not outputs:

@@ -56,6 +56,21 @@ def test_symbolic_dims_default_to_1_and_say_so():
     assert shapes["x"] == (5, 1, 4) and notes == []
 
 
+def test_the_symbolic_batch():
+    """A symbolic leading dimension is the batch: one symbol for every input
+    that has one, set to ``batch`` without a note (the caller says which
+    batch sizes it compares); other symbolic dimensions are still noted."""
+    from qnnref.conform.inputs import batch_inputs, batch_symbol, resolve_shapes
+    specs = _specs(DYN + [("k", "float32", [2, "K"])])
+    assert [s.name for s in batch_inputs(specs)] == ["x", "t"] and batch_symbol(specs) == "N"
+    shapes, notes = resolve_shapes("m.onnx", specs, {}, batch=3)
+    assert shapes == {"x": (3, 1, 4), "t": (3, 2), "k": (2, 1)}
+    assert len(notes) == 1 and "'K' (axis 1) set to 1" in notes[0]
+    assert batch_symbol(_specs([("x", "float32", ["N", 2]), ("y", "float32", ["M", 2])])) is None
+    assert batch_symbol(_specs([("x", "float32", [None, 2])])) == "?"
+    assert batch_symbol(_specs([("x", "float32", [1, "H"])])) is None
+
+
 @pytest.mark.parametrize("given, message", [
     ({"x": (3, 1)}, "rank 3"),
     ({"x": (3, 2, 4)}, "dimension 1 on axis 1"),
@@ -209,4 +224,5 @@ def test_model_cases_errors(tmp_path):
     other.mkdir()
     _model(DYN, other / "m.onnx")
     cases, _ = model_cases([str(path), str(other / "m.onnx")])
-    assert [c.op for c in cases] == [str(path), str(other / "m.onnx")]     # same base name: the paths
+    # same base name: the paths (each at batches 1 and 3: the models have a symbolic batch)
+    assert [c.op for c in cases] == [str(path)] * 2 + [str(other / "m.onnx")] * 2
