@@ -103,10 +103,12 @@ def _count_batch(row: dict, r, expected: str) -> None:
     """A model with a symbolic batch: its symbol, whether qnnref kept it
     (imported once), the batch sizes compared, and how many batched samples
     (batch > 1) gave each item the bits of batch 1 in qnnref."""
-    b = row.setdefault("batch", {"symbol": r.batch.get("symbol"), "kept": True, "sizes": [],
+    b = row.setdefault("batch", {"symbol": r.batch.get("symbol"), "kept": None, "sizes": [],
                                  "per_item": {"samples": 0, "identical": 0}})
-    if r.batch.get("kept") is False:
-        b["kept"] = False
+    kept = r.batch.get("kept")          # None: qnnref did not import the model (refused, or not run)
+    if kept is not None:
+        b["kept"] = kept if b["kept"] is None else b["kept"] and kept
+    if kept is False:
         b.setdefault("not_kept", r.batch.get("not_kept"))
     if r.coverage(expected) == "compared" and r.batch["size"] not in b["sizes"]:
         b["sizes"] = sorted(b["sizes"] + [r.batch["size"]])
@@ -118,7 +120,8 @@ def _count_batch(row: dict, r, expected: str) -> None:
 
 def batch_summary(op: str, b: dict) -> str:
     """One line on a model's symbolic batch."""
-    how = ("kept by qnnref (imported once, run at each size)" if b["kept"]
+    how = ("not imported by qnnref" if b["kept"] is None
+           else "kept by qnnref (imported once, run at each size)" if b["kept"]
            else f"not kept by qnnref (imported per batch size: {b.get('not_kept')})")
     sizes = ", ".join(map(str, b["sizes"])) or "none"
     text = f"{op}: symbolic batch {b['symbol']!r} {how}; batch sizes compared: {sizes}"

@@ -254,6 +254,8 @@ def test_a_model_qnnref_cannot_import_fails(tmp_path, capsys, batch):
     last = cap.out.splitlines()[-1]
     n = 1 if batch == 2 else 2                   # a symbolic batch: batches 1 and 3
     assert last.startswith(f"FAIL: {n} cases, 0 compared") and f"{n} unsupported by qnnref" in last
+    if batch == "N":
+        assert "erf.onnx: symbolic batch 'N' not imported by qnnref; batch sizes compared: none" in cap.out
     assert "unsupported by qnnref (its importer refused the model)" in cap.out
     rc, cap = _run([str(path), "--allow-unsupported"], capsys)
     assert rc == 0 and "(allowed by --allow-unsupported)" in cap.out.splitlines()[-1]
