@@ -126,7 +126,7 @@ def model_cases(paths, seed: int = 0, input_shapes: dict | None = None, data: st
                                 random_inputs(label, specs, shapes, rng), shapes, (seed, os.path.basename(path), k)))
         else:
             samples = []
-            for sample, feeds in samples_from_data(label, specs, read_data(data, specs), given):
+            for sample, feeds in samples_from_data(label, specs, read_data(data, specs), given, batched):
                 shapes, _ = resolve_shapes(label, specs, given, {k: v.shape for k, v in feeds.items()})
                 samples.append((sample, feeds, shapes, ()))
         fixed = all(not s.symbolic for s in specs)

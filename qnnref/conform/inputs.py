@@ -231,10 +231,14 @@ def _read_pb_set(directory: str, specs) -> dict:
     return arrays
 
 
-def samples_from_data(label: str, specs, raw_sets, given: dict) -> list[tuple[str, dict]]:
+def samples_from_data(label: str, specs, raw_sets, given: dict, batched=()) -> list[tuple[str, dict]]:
     """Check the raw arrays against the model's inputs (names, dtypes,
     shapes) and split stacks into samples: a list of ``(sample label,
-    {input name: array})``."""
+    {input name: array})``. ``batched``: the inputs that carry a symbolic
+    batch (:func:`batch_inputs`); then a stack of several samples is also
+    one more sample, its samples joined along the batch axis (``SET[all]``),
+    when every other input is the same in all of them and no
+    ``--input-shape`` fixes the batch."""
     names = [s.name for s in specs]
     samples = []
     for set_label, arrays in raw_sets:
@@ -271,6 +275,11 @@ def samples_from_data(label: str, specs, raw_sets, given: dict) -> list[tuple[st
             if n == 0:
                 raise InputError(f"{where}: the stacks hold no samples")
             items = [(f"{set_label}[{i}]", {k: arrays[k][i] for k in names}) for i in range(n)]
+            if n > 1 and batched and not any(b in given for b in batched) and all(
+                    np.array_equal(arrays[k][0], arrays[k][i]) for k in names if k not in batched
+                    for i in range(1, n)):
+                items.append((f"{set_label}[all]", {k: np.concatenate(list(arrays[k])) if k in batched
+                                                    else arrays[k][0] for k in names}))
         else:
             items = [(set_label, {k: arrays[k] for k in names})]
         for sample_label, feeds in items:

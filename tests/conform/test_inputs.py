@@ -198,8 +198,11 @@ def test_model_cases_one_case_per_sample(tmp_path):
     _model(DYN, path)
     np.savez(tmp_path / "d.npz", x=_x(6).reshape(3, 2, 1, 4), t=_t(6).reshape(3, 2, 2))
     cases, notes = model_cases([str(path)], data=str(tmp_path / "d.npz"))
-    assert [c.id for c in cases] == ["m.onnx/d.npz[0]", "m.onnx/d.npz[1]", "m.onnx/d.npz[2]"]
-    assert all(c.op == "m.onnx" and c.input_shapes == {"x": (2, 1, 4), "t": (2, 2)} for c in cases)
+    # the stack of 3 samples of batch 2 is also one sample of batch 6 (the batch 'N' is symbolic)
+    assert [c.id for c in cases] == ["m.onnx/d.npz[0]", "m.onnx/d.npz[1]", "m.onnx/d.npz[2]", "m.onnx/d.npz[all]"]
+    assert all(c.op == "m.onnx" and c.input_shapes == {"x": (2, 1, 4), "t": (2, 2)} for c in cases[:3])
+    assert cases[3].input_shapes == {"x": (6, 1, 4), "t": (6, 2)} and cases[3].batch == 6
+    assert np.array_equal(cases[3].inputs["x"], _x(6).reshape(6, 1, 4))
     assert notes == [] and len({id(c.model) for c in cases}) == 1        # one copy of the model bytes
     cases, notes = model_cases([str(path)], input_shapes={"x": (4, 1, 4), "t": (4, 2)})
     (c,) = cases

@@ -195,10 +195,10 @@ def test_data_in_every_format_compares_every_sample(dynamic_qdq, tmp_path, capsy
     from onnx import numpy_helper
     rng = np.random.default_rng(7)
     batches = [rng.standard_normal((b, 1, 8, 8)).astype(np.float32) for b in (1, 3)]
-    if fmt == "npz":                      # a stack: 2 samples of batch 3
+    if fmt == "npz":                      # a stack: 2 samples of batch 3, and both as one of batch 6
         data = tmp_path / "d.npz"
         np.savez(data, x=np.stack([batches[1], batches[1][::-1]]))
-        want = 2
+        want = 3
     elif fmt == "npy":                    # one sample of batch 3
         data = tmp_path / "npy"
         data.mkdir()
@@ -220,6 +220,8 @@ def test_data_in_every_format_compares_every_sample(dynamic_qdq, tmp_path, capsy
     assert counts["samples"] == want
     assert counts["identical"] + counts["within_bound"] == want and counts["outside"] == 0
     assert f"output 'y': {want} sample" in cap.out and "note:" not in cap.out
+    sizes = {"npz": [3, 6], "npy": [3], "pb": [1, 3]}[fmt]
+    assert doc["operators"]["q.onnx"]["batch"]["sizes"] == sizes
 
 
 @needs_importer
@@ -331,3 +333,18 @@ def test_other_symbolic_dims_are_fixed_and_the_batch_kept(tmp_path, capsys, coun
     rc, cap = _run([str(path), "--input-shape", "x=3,5"], capsys)
     assert rc == 0 and "batch sizes compared: 3;" in cap.out, cap.out
     assert all(shapes is None and symbol == "N" for shapes, symbol in count_imports)
+
+
+@needs_importer
+def test_an_item_that_differs_from_batch_1_fails(dynamic_qdq, tmp_path, capsys, monkeypatch):
+    """Should qnnref ever give an item of a batch other bits than at batch 1,
+    the case fails as a qnnref error naming the batch, item and output."""
+    monkeypatch.setattr(engine_mod, "per_item",
+                        lambda model, feeds, captured: {"items": 3, "identical": False, "item": 2, "output": "y"})
+    out = tmp_path / "r.json"
+    rc, cap = _run([str(dynamic_qdq), "--input-shape", "x=3,1,8,8", "--json", str(out)], capsys)
+    assert rc == 1
+    assert "at batch 3, item 2 of output 'y' differs from the same item run at batch 1" in cap.out
+    assert "per item: 0 of 1 batched samples give each item the bits of batch 1" in cap.out
+    doc = json.loads(out.read_text())
+    assert doc["operators"]["q.onnx"]["batch"]["per_item"] == {"samples": 1, "identical": 0}
