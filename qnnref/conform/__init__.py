@@ -73,17 +73,24 @@ def model_label(path: str, paths) -> str:
     return base if sum(os.path.basename(p) == base for p in paths) == 1 else path
 
 
+#: the batch sizes a model with a symbolic batch is compared at when neither
+#: --input-shape nor --data gives its batch
+RANDOM_BATCHES = (1, 3)
+
+
 def model_cases(paths, seed: int = 0, input_shapes: dict | None = None, data: str | None = None):
     """The cases of model files: ``(cases, notes)``. One case per sample:
-    each sample of ``data`` (a ``--data`` path, see :mod:`.inputs`), else one
-    sample of seeded random inputs (integers over their dtype's whole range,
-    floats from a standard normal distribution clipped to [-3, 3]).
-    ``input_shapes`` (``--input-shape``) fixes symbolic dimensions, else the
-    data's shapes do, else they are 1 (said in ``notes``). Everything is
-    read and checked here, before any case runs: raises inputs.InputError."""
+    each sample of ``data`` (a ``--data`` path, see :mod:`.inputs`), else
+    seeded random inputs (integers over their dtype's whole range, floats
+    from a standard normal distribution clipped to [-3, 3]): one sample, or
+    for a model with a symbolic batch one sample per batch size in
+    :data:`RANDOM_BATCHES`. ``input_shapes`` (``--input-shape``) fixes
+    symbolic dimensions, else the data's shapes do, else they are 1 (said in
+    ``notes``). Everything is read and checked here, before any case runs:
+    raises inputs.InputError."""
     import onnx
-    from .inputs import (InputError, model_inputs, random_inputs, read_data, resolve_shapes,
-                         samples_from_data)
+    from .inputs import (InputError, batch_inputs, batch_symbol, model_inputs, random_inputs, read_data,
+                         resolve_shapes, samples_from_data)
     from .suite import Case, case_rng
     given = dict(input_shapes or {})
     cases, notes = [], []
@@ -99,22 +106,43 @@ def model_cases(paths, seed: int = 0, input_shapes: dict | None = None, data: st
             raise InputError(f"--input-shape names {unknown}, which are not inputs of {label} "
                              f"(its inputs: {', '.join(s.describe() for s in specs) or 'none'})")
         blob = model.SerializeToString()
+        symbol = batch_symbol(specs)
+        batched = tuple(s.name for s in batch_inputs(specs)) if symbol else ()
         if data is None:
-            shapes, why = resolve_shapes(label, specs, given)
-            notes += why
-            rng = case_rng(seed, os.path.basename(path), 0)
-            samples = [("random", random_inputs(label, specs, shapes, rng), shapes)]
+            if batched and not any(n in given for n in batched):
+                batches = RANDOM_BATCHES
+                notes.append(f"{label}: symbolic batch {symbol!r} (axis 0 of "
+                             f"{', '.join(map(repr, batched))}): compared at batch sizes "
+                             f"{', '.join(map(str, batches))} (no --input-shape or --data gives it)")
+            else:
+                batches = (None,)
+            samples = []
+            for k, b in enumerate(batches):
+                shapes, why = resolve_shapes(label, specs, given, batch=b)
+                if k == 0:
+                    notes += why
+                rng = case_rng(seed, os.path.basename(path), k)
+                samples.append(("random" if b is None else f"random (batch {b})",
+                                random_inputs(label, specs, shapes, rng), shapes, (seed, os.path.basename(path), k)))
         else:
             samples = []
-            for sample, feeds in samples_from_data(label, specs, read_data(data, specs), given):
+            for sample, feeds in samples_from_data(label, specs, read_data(data, specs), given, batched):
                 shapes, _ = resolve_shapes(label, specs, given, {k: v.shape for k, v in feeds.items()})
-                samples.append((sample, feeds, shapes))
+                samples.append((sample, feeds, shapes, ()))
         fixed = all(not s.symbolic for s in specs)
-        for k, (sample, feeds, shapes) in enumerate(samples):
-            cid = label if data is None else f"{label}/{sample}"
-            case = Case(id=cid, op=label, model=blob, inputs=feeds, tags=(path,),
-                        seed=(seed, os.path.basename(path), 0) if data is None else (),
-                        input_shapes=None if fixed else shapes, sample=sample)
+        for sample, feeds, shapes, case_seed in samples:
+            sizes = {shapes[n][0] for n in batched if shapes[n]}
+            batch = next(iter(sizes)) if len(sizes) == 1 else None
+            if data is not None:
+                cid = f"{label}/{sample}"
+            elif len(samples) > 1:
+                cid = f"{label}/batch{batch}"
+            else:
+                cid = label
+            case = Case(id=cid, op=label, model=blob, inputs=feeds, tags=(path,), seed=case_seed,
+                        input_shapes=None if fixed else shapes, sample=sample,
+                        batch=batch, batch_symbol=symbol if batch is not None else None,
+                        batch_inputs=batched if batch is not None else ())
             cases.append(case)
     return cases, notes
 
@@ -218,7 +246,9 @@ def _parser() -> argparse.ArgumentParser:
                         "axis 0. Every sample is compared")
     p.add_argument("--input-shape", action="append", default=None, metavar="NAME=D0,D1,...",
                    help="the shape of model input NAME, fixing its symbolic dimensions (repeat per input); "
-                        "default: the --data shapes, else every symbolic dimension is 1 (the report says so)")
+                        "default: the --data shapes, else every symbolic dimension is 1 (the report says so), "
+                        "but a symbolic batch (leading dimension) is compared at batches 1 and 3. A model with "
+                        "a symbolic batch is imported once, the batch kept, whatever the batch sizes")
     p.add_argument("--allow-unsupported", action="store_true",
                    help="a case that was not compared (qnnref's importer or ONNX Runtime refused it) does "
                         "not fail the run; it is still counted in the report")

@@ -73,6 +73,9 @@ class OursResult:
     #: or attribute it does not support): "unsupported", not a wrong answer
     refused: bool = False
     seconds: float = 0.0
+    #: a model with a symbolic batch: {"size", "symbol", "kept"} (and
+    #: "not_kept": the importer's reason; "per_item": see :func:`per_item`)
+    batch: dict | None = None
 
 
 def onnx_view(model, onnx_name: str, captured: dict):
@@ -94,18 +97,56 @@ def onnx_view(model, onnx_name: str, captured: dict):
     return value
 
 
-def import_shapes(case) -> dict | None:
-    """The ``input_shapes`` qnnref imports a case's model with: the shapes
-    inputs.resolve_shapes chose (every symbolic dimension fixed), or None
-    for a model whose shapes are all fixed. (With a symbolic batch in the
-    importer this becomes: fix every dimension but the batch.)"""
-    return case.input_shapes or None
+def import_plan(case) -> tuple[bytes, dict | None, bool]:
+    """How qnnref imports a case's model: ``(model bytes, input_shapes,
+    batch kept)``.
+
+    A model with a symbolic batch (``case.batch`` set) is imported with the
+    batch kept, the same model for every batch size: its batch inputs are
+    not in ``input_shapes`` (the importer keeps a symbolic leading dimension
+    of an input it is not given), and their other symbolic dimensions, if
+    any, are fixed in a copy of the model (to the sizes
+    inputs.resolve_shapes chose). Every other model is imported at the
+    case's shapes (None: the model's own, all fixed)."""
+    if case.batch is None or not case.input_shapes:
+        return case.model, case.input_shapes or None, False
+    batched = set(case.batch_inputs)
+    shapes = {k: v for k, v in case.input_shapes.items() if k not in batched}
+    return _fix_inner_dims(case.model, {k: case.input_shapes[k] for k in batched}), shapes or None, True
+
+
+def _fix_inner_dims(blob: bytes, shapes: dict) -> bytes:
+    """``blob`` with every dimension but the leading one of the graph inputs
+    in ``shapes`` set to its size there (the model's own bytes when none is
+    symbolic)."""
+    import onnx
+    proto = onnx.load_from_string(blob)
+    changed = False
+    for vi in proto.graph.input:
+        if vi.name not in shapes:
+            continue
+        for axis, d in enumerate(vi.type.tensor_type.shape.dim):
+            if axis and not (d.HasField("dim_value") and d.dim_value > 0):
+                d.dim_value = int(shapes[vi.name][axis])
+                changed = True
+    return proto.SerializeToString() if changed else blob
+
+
+def _batch_key(case) -> tuple:
+    """The import-cache key of a case's shapes: without the batch size when
+    the batch is kept."""
+    _, shapes, kept = import_plan(case)
+    if not kept:
+        return tuple(sorted((shapes or {}).items()))
+    return ("batch", tuple(sorted((k, tuple(v)[1:]) for k, v in case.input_shapes.items()
+                                  if k in case.batch_inputs)), tuple(sorted((shapes or {}).items())))
 
 
 class QnnrefEngine:
     """Imports and runs cases in qnnref (in this process). The samples of a
     model file are cases with the same model bytes: the last few imports
-    are kept, so a model is imported once per profile and shapes.
+    are kept, so a model is imported once per profile and shapes -- and a
+    model with a symbolic batch once per profile, whatever the batch sizes.
     ``mlas_nchwc_block``: the NCHWc block of ONNX Runtime's MLAS kernel
     family (the worker's probe; the harness sets it from the greeting),
     passed to the importer."""
@@ -116,40 +157,68 @@ class QnnrefEngine:
         self.import_onnx = find_importer()
         self.mlas_nchwc_block = mlas_nchwc_block
         self._cache: dict = {}
+        #: symbolic imports the importer refused: key -> its message (the
+        #: model is then imported at each case's batch size)
+        self._not_kept: dict = {}
 
     def _import(self, case, profile: str, float_nodes):
-        shapes = import_shapes(case)
-        key = (case.model, profile, tuple(sorted((shapes or {}).items())), tuple(float_nodes or ()))
+        """``(model, batch kept, why not)``."""
+        blob, shapes, kept = import_plan(case)
+        key = (case.model, profile, _batch_key(case), tuple(float_nodes or ()))
+        why = self._not_kept.get(key)
+        if kept and why is not None:
+            blob, shapes, kept = case.model, case.input_shapes, False
+        if not kept:
+            key = (case.model, profile, tuple(sorted((shapes or {}).items())), tuple(float_nodes or ()))
         model = self._cache.pop(key, None)
         if model is None:
-            kw = {"mlas_nchwc_block": self.mlas_nchwc_block} if self.mlas_nchwc_block else {}
-            model = self.import_onnx(case.model, profile=profile, input_shapes=shapes, **kw)
+            from ..errors import QnnError
+            try:
+                kw = {"mlas_nchwc_block": self.mlas_nchwc_block} if self.mlas_nchwc_block else {}
+                model = self.import_onnx(blob, profile=profile, input_shapes=shapes, **kw)
+                if kept and model.batch_symbol is None:
+                    raise QnnError("the imported model has no symbolic batch")
+            except QnnError as e:
+                if not kept:
+                    raise
+                # the batch cannot stay open (e.g. a Reshape to a fixed [1, ...]):
+                # import at this case's shapes, as for any symbolic dimension
+                self._not_kept[key] = why = _error_text(e)
+                return self._import(case, profile, float_nodes)
             model = without_saturation(model, float_nodes)
         self._cache[key] = model                     # the most recent last
         while len(self._cache) > self.CACHE:
             del self._cache[next(iter(self._cache))]
-        return model
+        return model, kept, why
 
     def run(self, case, profile: str, onnx_model=None, float_nodes=()) -> OursResult:
         """Run ``case`` under ``profile`` (already a variant name, see
         :func:`profile_variant`); capture every tensor. ``float_nodes``:
         names of ONNX nodes that ONNX Runtime computed in float (see
-        :func:`without_saturation`)."""
+        :func:`without_saturation`). A model with a symbolic batch run at a
+        batch size above 1 is also run item by item at batch 1
+        (:func:`per_item`)."""
         import time
         t0 = time.perf_counter()
         res = OursResult(profile=profile)
         try:
-            model = self._import(case, profile, float_nodes)
+            model, kept, why = self._import(case, profile, float_nodes)
         except Exception as e:          # QnnError: a refusal; anything else: an importer bug
             from ..errors import QnnError
             res.error, res.stage = _error_text(e), "import"
             res.refused = isinstance(e, QnnError)
             res.seconds = time.perf_counter() - t0
             return res
+        if case.batch is not None:
+            res.batch = {"size": case.batch, "symbol": case.batch_symbol, "kept": kept}
+            if why:
+                res.batch["not_kept"] = why
         names = [i.name for i in model.inputs]
         feeds = {k: v for k, v in case.inputs.items() if k in names}
         try:
             captured = model.run(feeds, capture=True)
+            if kept and case.batch > 1:
+                res.batch["per_item"] = per_item(model, feeds, captured)
         except Exception as e:
             res.error, res.stage = _error_text(e), "run"
             res.seconds = time.perf_counter() - t0
@@ -171,6 +240,27 @@ class QnnrefEngine:
                 res.outputs[name] = v
         res.seconds = time.perf_counter() - t0
         return res
+
+
+def per_item(model, feeds: dict, captured: dict) -> dict:
+    """Whether ``model`` (a symbolic batch) gives each item of the batch
+    ``feeds`` the same bits at batch 1 as in the batch (``captured``: its
+    tensors at the full batch): ``{"items": n, "identical": bool}``, and the
+    first item and output that differ."""
+    symbol = model.batch_symbol
+    batched = {i.name for i in model.inputs if i.shape and i.shape[0] == symbol}
+    n = next(iter(feeds[k].shape[0] for k in feeds if k in batched))
+    for i in range(n):
+        item = {k: (v[i:i + 1] if k in batched else v) for k, v in feeds.items()}
+        got = model.run(item)
+        for o in model.outputs:
+            whole = np.asarray(captured[o.name])
+            want = whole[i:i + 1] if o.shape and o.shape[0] == symbol else whole
+            mine = np.asarray(got[o.name])
+            if want.shape != mine.shape or want.dtype != mine.dtype or \
+                    np.ascontiguousarray(want).tobytes() != np.ascontiguousarray(mine).tobytes():
+                return {"items": n, "identical": False, "item": i, "output": o.name}
+    return {"items": n, "identical": True}
 
 
 def without_saturation(model, onnx_names):

@@ -110,6 +110,9 @@ class CaseResult:
     #: a built-in case ONNX Runtime refused on purpose: the documented reason (suite/refusals.py)
     vendor_documented: str | None = None
     sample: str | None = None             # a model's sample: which input set (--data) or "random"
+    #: a model with a symbolic batch: {"size", "symbol", "kept"} as qnnref ran
+    #: it under the expected profile (engine.OursResult.batch)
+    batch: dict | None = None
 
     def coverage(self, profile: str) -> str:
         """Whether the case was compared under ``profile``: ``compared``,
@@ -148,6 +151,8 @@ class CaseResult:
             d["seed"] = list(self.seed)
         if self.sample is not None:
             d["sample"] = self.sample
+        if self.batch is not None:
+            d["batch"] = self.batch
         if self.vendor_message:
             d["vendor_message"] = self.vendor_message
         if self.vendor_documented:
@@ -169,6 +174,8 @@ def _new_result(case, vendor) -> CaseResult:
     r = CaseResult(case.id, case.op, tuple(case.tags), vendor.status, vendor.message,
                    vendor_ops=vendor.vendor_ops, vendor_seconds=vendor.seconds, seed=case.seed,
                    builtin=case.builtin, sample=getattr(case, "sample", None))
+    if getattr(case, "batch", None) is not None:      # until qnnref says how it ran it
+        r.batch = {"size": case.batch, "symbol": case.batch_symbol}
     if vendor.status == "refused" and case.builtin:
         doc = documented_refusal("onnxruntime", case.op, vendor.message)
         r.vendor_documented = doc.reason if doc else None
@@ -199,6 +206,8 @@ def evaluate(case, vendor, settings: Settings, engine) -> CaseResult:
         ran_as = profile_variant(p, overrides)
         ours = engine.run(case, ran_as, onnx_model, floats)
         results[p] = ours
+        if p == settings.expected and ours.batch is not None:
+            r.batch = dict(ours.batch)
         r.outcomes[p] = compare_outputs(p, ran_as, vendor.outputs, ours, r.step_bound, steps)
         _mark_documented(case, r.outcomes[p])
     if settings.diagnose:

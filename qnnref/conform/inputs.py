@@ -102,14 +102,32 @@ def _check_shape(where: str, spec: InputSpec, shape: tuple) -> None:
                              f"given shape {list(shape)} has {s}")
 
 
-def resolve_shapes(label: str, specs, given: dict, data_shapes: dict | None = None):
+def batch_inputs(specs) -> list:
+    """The inputs whose leading dimension is symbolic: those that carry a
+    model's symbolic batch (qnnref imports the model with it kept)."""
+    return [s for s in specs if s.dims and not isinstance(s.dims[0], int)]
+
+
+def batch_symbol(specs) -> str | None:
+    """The symbolic batch of a model's inputs: its ``dim_param`` (``"?"``
+    when unnamed), or None when no input has a symbolic leading dimension or
+    they name different symbols (then it is not one batch: every dimension
+    is fixed per sample, as for any symbolic dimension)."""
+    names = {s.dims[0] or "?" for s in batch_inputs(specs)}
+    return next(iter(names)) if len(names) == 1 else None
+
+
+def resolve_shapes(label: str, specs, given: dict, data_shapes: dict | None = None,
+                   batch: int | None = None):
     """The shape every input of a model runs with, and notes for the report.
 
     The one place that decides what symbolic dimensions become: a
     ``--input-shape`` (``given``), else the shape of the data (``data_shapes``),
-    else 1 -- the documented default, noted. Both runtimes run with these
-    shapes, and qnnref imports the model with them as ``input_shapes``
-    (engine.import_shapes). Returns ``(shapes, notes)``."""
+    else 1 -- the documented default, noted. ``batch``: what a symbolic
+    leading dimension becomes instead of 1 (not noted: the caller says which
+    batch sizes it compares). Both runtimes run with these shapes; qnnref
+    imports a model with a symbolic batch once, the batch kept, and fixes
+    only the other dimensions (engine.import_plan). Returns ``(shapes, notes)``."""
     shapes, notes, symbols = {}, [], {}
     for spec in specs:
         if spec.name in given:
@@ -121,8 +139,11 @@ def resolve_shapes(label: str, specs, given: dict, data_shapes: dict | None = No
             raise InputError(f"{label}: input {spec.name!r} has no shape in the model; "
                              f"give it with --input-shape {spec.name}=D0,D1,... or --data")
         else:
-            shape = tuple(d if isinstance(d, int) else 1 for d in spec.dims)
+            lead = 1 if batch is None else batch
+            shape = tuple(d if isinstance(d, int) else lead if i == 0 else 1 for i, d in enumerate(spec.dims))
             for axis, sym in spec.symbolic:
+                if axis == 0 and batch is not None:
+                    continue
                 notes.append(f"{label}: input {spec.name!r} dimension "
                              f"{repr(sym) if sym else '?'} (axis {axis}) set to 1 "
                              "(no --input-shape or --data gives it)")
@@ -210,10 +231,14 @@ def _read_pb_set(directory: str, specs) -> dict:
     return arrays
 
 
-def samples_from_data(label: str, specs, raw_sets, given: dict) -> list[tuple[str, dict]]:
+def samples_from_data(label: str, specs, raw_sets, given: dict, batched=()) -> list[tuple[str, dict]]:
     """Check the raw arrays against the model's inputs (names, dtypes,
     shapes) and split stacks into samples: a list of ``(sample label,
-    {input name: array})``."""
+    {input name: array})``. ``batched``: the inputs that carry a symbolic
+    batch (:func:`batch_inputs`); then a stack of several samples is also
+    one more sample, its samples joined along the batch axis (``SET[all]``),
+    when every other input is the same in all of them and no
+    ``--input-shape`` fixes the batch."""
     names = [s.name for s in specs]
     samples = []
     for set_label, arrays in raw_sets:
@@ -250,6 +275,11 @@ def samples_from_data(label: str, specs, raw_sets, given: dict) -> list[tuple[st
             if n == 0:
                 raise InputError(f"{where}: the stacks hold no samples")
             items = [(f"{set_label}[{i}]", {k: arrays[k][i] for k in names}) for i in range(n)]
+            if n > 1 and batched and not any(b in given for b in batched) and all(
+                    np.array_equal(arrays[k][0], arrays[k][i]) for k in names if k not in batched
+                    for i in range(1, n)):
+                items.append((f"{set_label}[all]", {k: np.concatenate(list(arrays[k])) if k in batched
+                                                    else arrays[k][0] for k in names}))
         else:
             items = [(set_label, {k: arrays[k] for k in names})]
         for sample_label, feeds in items:

@@ -1,5 +1,5 @@
 """The conformance report: per-operator figures, diagnoses, a terminal table
-and a JSON document (schema ``qnnref-conform/1``, spec/conformance.md).
+and a JSON document (schema ``qnnref-conform/2``, spec/conformance.md).
 
 Per operator (report row) and profile:
 
@@ -10,6 +10,9 @@ Per operator (report row) and profile:
   counted in the bit-exact figures;
 * per output name: samples (cases) and elements identical, within the bound
   and outside it;
+* a model with a symbolic batch: its symbol, whether qnnref kept it, the
+  batch sizes compared, and the batched samples whose items each have the
+  bits of batch 1;
 * cases not compared, by why: refused on purpose (documented built-in
   cases), unsupported by qnnref, refused by ONNX Runtime.
 """
@@ -45,6 +48,8 @@ def aggregate(results, profiles) -> dict:
                                            "max_steps": 0}}
                              for p in profiles}}
         row["cases"] += 1
+        if getattr(r, "batch", None) is not None:
+            _count_batch(row, r, profiles[0])
         row["vendor"][r.vendor_status] = row["vendor"].get(r.vendor_status, 0) + 1
         if r.vendor_status != "ok":
             continue
@@ -92,6 +97,38 @@ def aggregate(results, profiles) -> dict:
             s["exact_elements_pct"] = _pct(s["exact_elements"], s["elements"])
             s["histogram"] = dict(zip(HIST_LABELS, s["histogram"]))
     return rows
+
+
+def _count_batch(row: dict, r, expected: str) -> None:
+    """A model with a symbolic batch: its symbol, whether qnnref kept it
+    (imported once), the batch sizes compared, and how many batched samples
+    (batch > 1) gave each item the bits of batch 1 in qnnref."""
+    b = row.setdefault("batch", {"symbol": r.batch.get("symbol"), "kept": None, "sizes": [],
+                                 "per_item": {"samples": 0, "identical": 0}})
+    kept = r.batch.get("kept")          # None: qnnref did not import the model (refused, or not run)
+    if kept is not None:
+        b["kept"] = kept if b["kept"] is None else b["kept"] and kept
+    if kept is False:
+        b.setdefault("not_kept", r.batch.get("not_kept"))
+    if r.coverage(expected) == "compared" and r.batch["size"] not in b["sizes"]:
+        b["sizes"] = sorted(b["sizes"] + [r.batch["size"]])
+    item = r.batch.get("per_item")
+    if item:
+        b["per_item"]["samples"] += 1
+        b["per_item"]["identical"] += int(item["identical"])
+
+
+def batch_summary(op: str, b: dict) -> str:
+    """One line on a model's symbolic batch."""
+    how = ("not imported by qnnref" if b["kept"] is None
+           else "kept by qnnref (imported once, run at each size)" if b["kept"]
+           else f"not kept by qnnref (imported per batch size: {b.get('not_kept')})")
+    sizes = ", ".join(map(str, b["sizes"])) or "none"
+    text = f"{op}: symbolic batch {b['symbol']!r} {how}; batch sizes compared: {sizes}"
+    if b["per_item"]["samples"]:
+        text += (f"; per item: {b['per_item']['identical']} of {b['per_item']['samples']} batched samples "
+                 "give each item the bits of batch 1")
+    return text
 
 
 def _count_outputs(table: dict, diffs) -> None:
@@ -261,6 +298,10 @@ class Report:
                 if len(g["cases"]) > 1:
                     more = ", ".join(g["cases"][1:1 + max_examples])
                     out.append(f"      also {more}{' ...' if len(g['cases']) > 1 + max_examples else ''}")
+        batches = [f"  {batch_summary(op, row['batch'])}" for op, row in self.rows.items() if row.get("batch")]
+        if batches:
+            out += ["", "Symbolic batch (one model for every batch size; each item of a batch must get the "
+                        "bits it gets at batch 1):", *batches]
         models = self._per_output()
         if models:
             out += ["", "Per model and output (a sample is one set of inputs; identical: every element equal; "

@@ -56,6 +56,21 @@ def test_symbolic_dims_default_to_1_and_say_so():
     assert shapes["x"] == (5, 1, 4) and notes == []
 
 
+def test_the_symbolic_batch():
+    """A symbolic leading dimension is the batch: one symbol for every input
+    that has one, set to ``batch`` without a note (the caller says which
+    batch sizes it compares); other symbolic dimensions are still noted."""
+    from qnnref.conform.inputs import batch_inputs, batch_symbol, resolve_shapes
+    specs = _specs(DYN + [("k", "float32", [2, "K"])])
+    assert [s.name for s in batch_inputs(specs)] == ["x", "t"] and batch_symbol(specs) == "N"
+    shapes, notes = resolve_shapes("m.onnx", specs, {}, batch=3)
+    assert shapes == {"x": (3, 1, 4), "t": (3, 2), "k": (2, 1)}
+    assert len(notes) == 1 and "'K' (axis 1) set to 1" in notes[0]
+    assert batch_symbol(_specs([("x", "float32", ["N", 2]), ("y", "float32", ["M", 2])])) is None
+    assert batch_symbol(_specs([("x", "float32", [None, 2])])) == "?"
+    assert batch_symbol(_specs([("x", "float32", [1, "H"])])) is None
+
+
 @pytest.mark.parametrize("given, message", [
     ({"x": (3, 1)}, "rank 3"),
     ({"x": (3, 2, 4)}, "dimension 1 on axis 1"),
@@ -183,8 +198,11 @@ def test_model_cases_one_case_per_sample(tmp_path):
     _model(DYN, path)
     np.savez(tmp_path / "d.npz", x=_x(6).reshape(3, 2, 1, 4), t=_t(6).reshape(3, 2, 2))
     cases, notes = model_cases([str(path)], data=str(tmp_path / "d.npz"))
-    assert [c.id for c in cases] == ["m.onnx/d.npz[0]", "m.onnx/d.npz[1]", "m.onnx/d.npz[2]"]
-    assert all(c.op == "m.onnx" and c.input_shapes == {"x": (2, 1, 4), "t": (2, 2)} for c in cases)
+    # the stack of 3 samples of batch 2 is also one sample of batch 6 (the batch 'N' is symbolic)
+    assert [c.id for c in cases] == ["m.onnx/d.npz[0]", "m.onnx/d.npz[1]", "m.onnx/d.npz[2]", "m.onnx/d.npz[all]"]
+    assert all(c.op == "m.onnx" and c.input_shapes == {"x": (2, 1, 4), "t": (2, 2)} for c in cases[:3])
+    assert cases[3].input_shapes == {"x": (6, 1, 4), "t": (6, 2)} and cases[3].batch == 6
+    assert np.array_equal(cases[3].inputs["x"], _x(6).reshape(6, 1, 4))
     assert notes == [] and len({id(c.model) for c in cases}) == 1        # one copy of the model bytes
     cases, notes = model_cases([str(path)], input_shapes={"x": (4, 1, 4), "t": (4, 2)})
     (c,) = cases
@@ -209,4 +227,5 @@ def test_model_cases_errors(tmp_path):
     other.mkdir()
     _model(DYN, other / "m.onnx")
     cases, _ = model_cases([str(path), str(other / "m.onnx")])
-    assert [c.op for c in cases] == [str(path), str(other / "m.onnx")]     # same base name: the paths
+    # same base name: the paths (each at batches 1 and 3: the models have a symbolic batch)
+    assert [c.op for c in cases] == [str(path)] * 2 + [str(other / "m.onnx")] * 2

@@ -84,3 +84,23 @@ def test_onnx_runtime_runs_the_suite_with_few_refusals():
             continue
         assert all(o.size > 0 for o in out), c.id
     assert len(refused) <= 4, refused
+
+
+def test_batch_graphs_have_a_symbolic_batch_and_run_above_batch_1():
+    """The "graph (batch N)" row: the graphs of "graph" with x: ['N', C, H, W],
+    at batches 2-4; qnnref imports each once with the batch kept."""
+    import onnx
+    from qnnref.conform.engine import import_plan
+    n = suite.counts()["graph (batch N)"]
+    batches = set()
+    for i in range(n):
+        c = suite.make_case("graph (batch N)", i)
+        x = onnx.load_from_string(c.model).graph.input[0]
+        assert x.type.tensor_type.shape.dim[0].dim_param == "N" == c.batch_symbol
+        assert c.inputs["x"].shape[0] == c.batch > 1 and c.batch_inputs == ("x",)
+        blob, shapes, kept = import_plan(c)
+        assert blob == c.model and shapes is None and kept
+        batches.add(c.batch)
+    assert batches == {2, 3, 4}
+    templates = {suite.make_case("graph (batch N)", i).tags[0] for i in range(8)}
+    assert templates == {suite.make_case("graph", i).tags[0] for i in range(8)}

@@ -38,7 +38,7 @@ from .elementwise import (
     gen_qlinearmul,
     gen_qlinearsigmoid,
 )
-from .graphs import gen_graph
+from .graphs import gen_batch_graph, gen_graph
 from .linear import (
     gen_convinteger,
     gen_matmulinteger,
@@ -81,6 +81,7 @@ GENERATORS: dict[str, tuple] = {
     "QDQ Add": (gen_qdq_add, 80),
     "QDQ s8 float input": (gen_qdq_s8_input, 45),
     "graph": (gen_graph, 120),
+    "graph (batch N)": (gen_batch_graph, 40),
     "Dynamic": (gen_dynamic, 80),
 }
 

@@ -36,9 +36,15 @@ class Case:
     seed: tuple = ()                          # the generator's seed (for the JSON report)
     #: a case of the built-in suite: its refusals may be documented ones (suite/refusals.py)
     builtin: bool = False
-    #: the shapes qnnref imports the model with (``import_onnx(input_shapes=...)``):
-    #: every symbolic dimension fixed (inputs.resolve_shapes); None: the model's own
+    #: the shapes of this case's inputs where the model has symbolic dimensions
+    #: (inputs.resolve_shapes); None: the model's own, all fixed
     input_shapes: dict | None = None
+    #: a model with a symbolic batch (the leading dimension of ``batch_inputs``):
+    #: the batch size of this case; qnnref imports the model once with the
+    #: batch kept (engine.import_plan). None: no symbolic batch
+    batch: int | None = None
+    batch_symbol: str | None = None
+    batch_inputs: tuple[str, ...] = ()
     #: a model file's case: which sample (a --data label, or "random")
     sample: str | None = None
 

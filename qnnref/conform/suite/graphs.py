@@ -159,22 +159,49 @@ class _QOpBuilder:
         return out
 
 
+TEMPLATES = ("cnn", "residual", "concat", "mlp", "qdq_cnn", "cnn", "residual", "qdq_softmax")
+
+#: the symbol of the built-in graphs with a symbolic batch
+BATCH_SYMBOL = "N"
+
+
 def gen_graph(rng, i):
     """Small QOperator graphs (conv -> pool -> matmul, residual, concat, MLP)
     and QDQ graphs with float inputs and a float island (Softmax)."""
-    templates = ("cnn", "residual", "concat", "mlp", "qdq_cnn", "cnn", "residual", "qdq_softmax")
+    return _graph(rng, i, None)
+
+
+def gen_batch_graph(rng, i):
+    """The graphs of :func:`gen_graph` with a symbolic batch: input
+    ``x: ['N', C, H, W]``, run at batch 2, 3 or 4. qnnref imports the model
+    with the batch kept and also runs each item at batch 1 (the same bits)."""
+    batch = 2 + i % 3
+    case = _graph(rng, i, batch)
+    case.update(input_shapes={"x": case["inputs"]["x"].shape}, batch=batch, batch_symbol=BATCH_SYMBOL,
+                batch_inputs=("x",))
+    case["tags"] = [*case["tags"], f"batch {BATCH_SYMBOL}={batch}"]
+    return case
+
+
+def _dims(shape, batch):
+    """An ONNX shape: the batch symbolic when ``batch`` is set."""
+    return (BATCH_SYMBOL, *shape[1:]) if batch is not None else shape
+
+
+def _graph(rng, i, batch):
+    templates = TEMPLATES
     template = templates[i % len(templates)]
     regime = ("random", "saturate", "ties", "random", "narrow")[(i // len(templates)) % 5]
     xt, wt = (("uint8", "int8"), ("uint8", "uint8"), ("uint8", "int8"), ("int8", "int8"))[(i // 40) % 4]
     if template.startswith("qdq"):
-        return _qdq_graph(rng, template, regime, xt, wt)
+        return _qdq_graph(rng, template, regime, xt, wt, batch)
     g = OnnxGraph(name=template)
     b = _QOpBuilder(rng, g, regime, xt, wt)
-    n, c = 1, int(rng.choice([1, 3, 4, 8]))
+    n, c = batch or 1, int(rng.choice([1, 3, 4, 8]))
     h = w = int(rng.choice([6, 8, 10, 12]))
     xs, xz = scale(rng, 2**-8, 2**-3, b.pow2), zero_point(rng, xt)
     x = activations(rng, xt, (n, c, h, w), xz, regime)
-    g.input("x", xt, x.shape)
+    g.input("x", xt, _dims(x.shape, batch))
     b.qparams("x", xs, xz)
     b.q["x"] = (xs, xz, x.shape)
     if template == "cnn":                 # conv -> relu (fused) -> maxpool -> conv -> gap -> matmul
@@ -200,20 +227,20 @@ def gen_graph(rng, i):
         t = b.matmul(t, int(rng.choice([16, 32])))
         t = b.leaky(t)
         t = b.matmul(t, 10)
-    g.output(t, xt, b.q[t][2])
+    g.output(t, xt, _dims(b.q[t][2], batch))
     tags = [template, SHORT[xt] + SHORT[wt], regime, f"{len(g.nodes)} nodes"]
     return dict(model=g.model_bytes(), inputs={"x": x}, tags=tags)
 
 
-def _qdq_graph(rng, template, regime, xt, wt):
+def _qdq_graph(rng, template, regime, xt, wt, batch=None):
     """QDQ graphs as ORT's quantize_static writes them, with a float input."""
     g = OnnxGraph(name=template)
     pow2 = regime == "ties"
-    n, c, h, w = 1, int(rng.choice([1, 3, 4])), 8, 8
+    n, c, h, w = batch or 1, int(rng.choice([1, 3, 4])), 8, 8
     xs = scale(rng, 2**-7, 2**-3, pow2)
     xz = zero_point(rng, xt, "middle" if xt == "uint8" else "zero")
     x = rng.uniform(-1, 1, size=(n, c, h, w)).astype(np.float32) * float(xs) * 120
-    g.input("x", "float32", x.shape)
+    g.input("x", "float32", _dims(x.shape, batch))
 
     def qdq(t, s, z, name):
         g.qparams(f"{name}", s, z, xt)
@@ -254,13 +281,13 @@ def _qdq_graph(rng, template, regime, xt, wt):
         z2 = zero_point(rng, xt)
         g.qparams("y", s2, z2, xt)
         g.node("QuantizeLinear", ["fc_out", "y_scale", "y_zero_point"], "y", name="q_y")
-        g.output("y", xt, (1, 10))
+        g.output("y", xt, _dims((n, 10), batch))
     else:                                 # qdq_softmax: Flatten -> Softmax between DQ and Q
         g.node("Flatten", [t], "flat_out", name="flatten", axis=1)
         g.node("Softmax", ["flat_out"], "sm_out", name="softmax", axis=-1)
         g.qparams("y", np.float32(1 / 256), QRANGE[xt][0], xt)
         g.node("QuantizeLinear", ["sm_out", "y_scale", "y_zero_point"], "y", name="q_y")
-        g.output("y", xt, (1, c * h * w))
+        g.output("y", xt, _dims((n, c * h * w), batch))
         case["float_reason"] = "Softmax runs in float32 between DequantizeLinear and QuantizeLinear"
         case["float_compute"] = True
         tags.append("float-island")
