@@ -26,3 +26,13 @@ needs_importer = pytest.mark.skipif(not (HAVE_ORT and _have_importer()),
                                     reason="qnnref.onnx.import_onnx is not available")
 needs_ort_profile = pytest.mark.skipif("ort-cpu-x86" not in PROFILES,
                                        reason="the ort-cpu-x86 profile is not registered yet")
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """Make the conform CLI use ``engine_cls`` instead of the ONNX importer."""
+    def use(engine_cls):
+        import qnnref.conform.engine as engine_mod
+        monkeypatch.setattr(engine_mod, "find_importer", lambda: None)
+        monkeypatch.setattr(engine_mod, "QnnrefEngine", engine_cls)
+    return use

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import qnnref.conform.engine as engine_mod
 from qnnref.conform import main
 from qnnref.conform.engine import profile_variant
 from qnnref.profiles import PROFILES
@@ -26,14 +25,6 @@ class _OffByOne(ReferenceEngine):
         res.outputs = {k: (v + 1).astype(v.dtype) if v.dtype.kind in "iu" else v for k, v in res.outputs.items()}
         return res
 
-
-@pytest.fixture
-def fake_engine(monkeypatch):
-    """Make the CLI use ``engine_cls`` instead of the ONNX importer."""
-    def use(engine_cls):
-        monkeypatch.setattr(engine_mod, "find_importer", lambda: None)
-        monkeypatch.setattr(engine_mod, "QnnrefEngine", engine_cls)
-    return use
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -23,13 +23,6 @@ def _run(argv, capsys):
     return rc, capsys.readouterr()
 
 
-@pytest.fixture
-def fake_engine(monkeypatch):
-    def use(engine_cls):
-        monkeypatch.setattr(engine_mod, "find_importer", lambda: None)
-        monkeypatch.setattr(engine_mod, "QnnrefEngine", engine_cls)
-    return use
-
 
 @pytest.fixture(scope="module")
 def dynamic_qdq(tmp_path_factory):
