@@ -9,10 +9,8 @@ the test instead of killing pytest.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import textwrap

@@ -5,7 +5,6 @@ quantization is refused with the reason. (QONNX's Brevitas models:
 test_espcn.py.)"""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-import qnnref
 from qnnref import GraphBuilder, ValidationError
 from qnnref import graph as qgraph
 
