@@ -409,6 +409,8 @@ def emit_concat(imp: Importer, node: OnnxNode, ops: list[Operand], axis: int, ou
         raise Refused(f"{node.where()}: all inputs are constants")
     perm = runtime[0].value.perm
     rank = len(perm)
+    if any((np.ndim(o.value) if o.is_const else len(o.value.perm)) != rank for o in ops):
+        raise Refused(f"{node.where()}: inputs of different ranks")
     axis = layout.normalize_axis(axis, rank, node.where())
     names = []
     for k, o in enumerate(ops):
