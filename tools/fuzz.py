@@ -108,7 +108,30 @@ class OnnxTarget:
         return x if isinstance(x, bytes) else x.SerializeToString()
 
 
-TARGETS = {"qnn": QnnTarget, "onnx": OnnxTarget}
+class SelfTestTarget:
+    """Checks the driver itself (tests/fuzz/test_fuzz_driver.py): input k
+    succeeds, or (k % 5) crashes the worker (1), hangs (2), raises a raw
+    exception (3), raises a qnnref error (4)."""
+    name, suffix = "selftest", ".txt"
+
+    def __init__(self, opts):
+        pass
+
+    def run(self, k: int) -> str:
+        kind = k % 5
+        if kind == 1:
+            os.abort()
+        if kind == 2:
+            time.sleep(3600)
+        if kind == 3:
+            raise IndexError(f"input {k}")
+        return "qnnref error" if kind == 4 else "ok"
+
+    def reproducer(self, k: int) -> bytes:
+        return str(k).encode()
+
+
+TARGETS = {"qnn": QnnTarget, "onnx": OnnxTarget, "selftest": SelfTestTarget}
 
 
 def _signature(exc: BaseException) -> str:
@@ -132,8 +155,9 @@ def _setup(opts):
 # ---------------------------------------------------------------------------
 
 def _worker(target_name, opts, conn, slot_k, slot_t):
+    import resource
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))      # a crash is counted, not dumped
     if opts.memory_mb:
-        import resource
         limit = opts.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _setup(opts)
@@ -312,7 +336,8 @@ def _prepare_onnx_seeds(opts) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", choices=["qnn", "onnx", "all"], default="all", help="what to fuzz (default: all)")
+    p.add_argument("--target", choices=["qnn", "onnx", "all", "selftest"], default="all",
+                   help="what to fuzz (default: all; selftest checks this driver)")
     p.add_argument("--inputs", type=int, default=10_000, help="inputs per target (default: 10000)")
     p.add_argument("--start", type=int, default=0, help="number of the first input (default: 0)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes per target (default: 2)")

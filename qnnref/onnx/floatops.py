@@ -40,7 +40,7 @@ from . import layout
 from .compute import mean_layout, reduce_mean_axes
 from .context import Const, Importer, Tensor
 from .qdq import dequantize_const
-from .reader import OnnxNode, Refused
+from .reader import OnnxNode, Refused, scalar
 from .reader import OnnxQuant
 from .registry import HANDLERS, MS, handles
 from . import activations, qdq  # noqa: F401  (the integer handlers are registered first)
@@ -533,8 +533,8 @@ def float_unary(imp: Importer, node: OnnxNode) -> None:
             lo, hi = node.attr("min"), node.attr("max")
         else:
             lo, hi = imp.const(node, 1, "min"), imp.const(node, 2, "max")
-        attrs["min"] = None if lo is None else float(np.float32(np.asarray(lo).reshape(())))
-        attrs["max"] = None if hi is None else float(np.float32(np.asarray(hi).reshape(())))
+        attrs["min"] = None if lo is None else float(np.float32(scalar(node.where(), lo, "min")))
+        attrs["max"] = None if hi is None else float(np.float32(scalar(node.where(), hi, "max")))
     _bind_float(imp, node, "float_elementwise", [x.name], attrs, x.perm)
 
 

@@ -314,7 +314,10 @@ def _placeholders(imp: Importer, node: OnnxNode) -> None:
         except Refused:
             continue
         name = imp.fresh(f"{o}_unimported")
-        imp.b.input(name, dtype, shape)
+        try:
+            imp.b.input(name, dtype, shape)
+        except QnnError:                 # an inferred shape qnnref cannot hold: no stand-in
+            continue
         imp.bind(o, Tensor(name, layout.identity(len(shape))))
         if dtype not in ("float32", "float16"):
             imp.tainted.add(o)
@@ -327,6 +330,67 @@ def _no_handler_reason(node: OnnxNode) -> str:
     if node.domain not in ("", "com.microsoft"):
         return f"{node.where()}: operator of the custom domain {node.domain!r} is not supported"
     return f"{node.where()}: operator not supported by the qnnref ONNX importer"
+
+
+#: operators never folded: control flow (its cost is not bounded by its size)
+_NOT_FOLDED = {"Loop", "Scan", "If", "SequenceMap"}
+#: operators whose output may be far larger than their inputs: folded only
+#: when ONNX shape inference states the output's size first
+_GROWING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot", "Einsum",
+            "MatMul", "Gemm", "MatMulInteger", "Col2Im", "CenterCropPad", "ConvTranspose", "Conv", "ConvInteger",
+            "MaxUnpool", "Bernoulli", "RandomNormalLike", "RandomUniformLike", "Mul", "Add", "Sub", "Div", "Where",
+            "Concat", "Gather", "GatherND", "GatherElements", "NonZero", "Unique", "TopK", "Compress", "Reshape"}
+#: multiply-adds a folded Conv / MatMul / pool may cost (onnx.reference is slow)
+FOLD_WORK = 2**28
+
+
+def _check_fold_cost(imp: Importer, node: OnnxNode, onnx_node, feeds: dict, outs) -> None:
+    """Refused unless the folded outputs fit qnnref's size limit and the work
+    is bounded, known *before* evaluating: ONNX shape inference (with data
+    propagation: the constants are initializers here) gives the output
+    shapes; an output of unknown size is refused for operators that can
+    grow (``ConstantOfShape`` of a huge shape would allocate gigabytes)."""
+    from .. import graph as qgraph
+    if node.op_type in _NOT_FOLDED:
+        raise Refused(f"{node.where()}: folding control flow is not supported")
+    inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(a), n) for n, a in feeds.items()]
+    g = helper.make_graph([onnx_node], "fold", [], outs, inits)
+    m = helper.make_model(g, opset_imports=imp.onnx.model.opset_import, ir_version=imp.onnx.model.ir_version)
+    try:
+        inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(m, data_prop=True).graph.output}
+    except Exception:                     # inference could not say: the sizes stay unknown
+        inferred = {}
+    if node.op_type == "Range" and len(feeds) == 3:
+        start, limit, delta = (np.asarray(feeds[i]).reshape(-1)[:1] for i in node.inputs)
+        with np.errstate(all="ignore"):
+            n = np.ceil((limit.astype(np.float64) - start) / delta) if delta.size and delta[0] else None
+        if n is None or n.size != 1 or not np.isfinite(n[0]):
+            raise Refused(f"{node.where()}: cannot fold: a Range with delta 0 or a non-finite length")
+        qgraph.check_element_count(int(max(n[0], 0)), f"{node.where()}: folded output")
+        return
+    for o in outs:
+        vi = inferred.get(o.name)
+        tt = vi.type.tensor_type if vi is not None else None
+        if tt is None or not tt.HasField("shape") or not all(d.HasField("dim_value") for d in tt.shape.dim):
+            if node.op_type in _GROWING:
+                raise Refused(f"{node.where()}: cannot fold: the size of output {o.name!r} is not known "
+                              "before evaluating it")
+            continue
+        count = 1
+        for d in tt.shape.dim:
+            count *= d.dim_value
+        qgraph.check_element_count(count, f"{node.where()}: folded output {o.name!r}")
+        shapes = [np.shape(feeds[i]) for i in node.inputs if i in feeds]
+        k = 1
+        if node.op_type in ("Conv", "ConvInteger", "ConvTranspose") and len(shapes) > 1:
+            k = int(np.prod(shapes[1][1:], dtype=np.int64)) if len(shapes[1]) > 1 else 1
+        elif node.op_type in ("MatMul", "Gemm", "MatMulInteger", "Einsum") and shapes and shapes[0]:
+            k = max(max(s) if s else 1 for s in shapes)
+        elif node.attr("kernel_shape") is not None:
+            k = int(np.prod(node.attr("kernel_shape"), dtype=np.int64))
+        if count * k > FOLD_WORK:
+            raise Refused(f"{node.where()}: folding would cost about {count * k} multiply-adds "
+                          f"(more than {FOLD_WORK})")
 
 
 def _fold(imp: Importer, node: OnnxNode) -> None:
@@ -344,6 +408,7 @@ def _fold(imp: Importer, node: OnnxNode) -> None:
         vis.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape))
     onnx_node = imp.onnx.model.graph.node[node.index]
     outs = [helper.make_tensor_value_info(o, 0, None) for o in node.outputs if o]
+    _check_fold_cost(imp, node, onnx_node, feeds, outs)
     g = helper.make_graph([onnx_node], "fold", vis, outs)
     m = helper.make_model(g, opset_imports=imp.onnx.model.opset_import, ir_version=imp.onnx.model.ir_version)
     try:

@@ -30,7 +30,7 @@ from .compute import (Operand, Output, emit_avg_pool, reduce_mean_axes, emit_bin
 from .context import Const, Importer, Tensor
 from .movement import concat_plain
 from .quantparams import qdq_quant
-from .reader import OnnxNode, OnnxQuant, Refused
+from .reader import OnnxNode, OnnxQuant, Refused, scalar
 from .registry import handles
 
 
@@ -132,7 +132,7 @@ def activation_range(imp: Importer, act: OnnxNode, q: OnnxQuant) -> tuple[int | 
     def image(v):
         if v is None:
             return None
-        return int(quantize_values(np.float32(np.asarray(v).reshape(())), q.scale, q.zero_points(), q.dtype,
+        return int(quantize_values(np.float32(scalar(act.where(), v, "a Clip bound")), q.scale, q.zero_points(), q.dtype,
                                    recipe))
     lo_q, hi_q = image(lo), image(hi)
     if lo_q is not None and hi_q is not None and lo_q > hi_q:
@@ -207,6 +207,9 @@ def _bias(imp: Importer, node: OnnxNode, i: int, x: Operand, w: Operand) -> np.n
                       "(a float bias needs a float32 operator)")
     if np.any(v.quant.zero_points()):
         raise Refused(f"{node.where()}: the int32 bias must have zero point 0")
+    if x.quant.scale.size != 1 or v.quant.scale.size not in (1, w.quant.scale.size):
+        raise Refused(f"{node.where()}: the bias scale must be s_x * s_w with a per-tensor input scale "
+                      f"(scales of {x.quant.scale.size}, {w.quant.scale.size} and {v.quant.scale.size} values)")
     expected = (x.quant.scale.astype(np.float32) * w.quant.scale.astype(np.float32)).reshape(-1)
     got = np.broadcast_to(v.quant.scale.astype(np.float32).reshape(-1), expected.shape)
     if not np.allclose(got, expected, rtol=2.0**-20, atol=0):

@@ -40,6 +40,15 @@ def type_name(elem_type: int) -> str:
         return f"element type {elem_type}"
 
 
+def scalar(where: str, value, what: str, kinds: str = "fiu") -> np.ndarray:
+    """``value`` as a 0-d array: Refused unless it holds one number of a
+    numpy kind in ``kinds`` (a Clip bound, a scale, ...)."""
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in kinds:
+        raise Refused(f"{where}: {what} must be one number, got {arr.dtype} of shape {list(arr.shape)}")
+    return arr.reshape(())
+
+
 def qnnref_dtype(elem_type: int, what: str) -> str:
     """The qnnref dtype of an ONNX element type; Refused if there is none."""
     if elem_type not in DTYPES:
