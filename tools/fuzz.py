@@ -222,8 +222,12 @@ def campaign(target: str, opts) -> dict:
             _setup(opts)
             local = TARGETS[target](opts)
         path = os.path.join(opts.out, f"{target}-{kind}-{k}")
+        try:
+            data = local.reproducer(k)
+        except Exception as e:  # noqa: BLE001 -- a bug of the mutator itself: say so, go on
+            data = f"the mutator failed on input {k}: {type(e).__name__}: {e}".encode()
         with open(path + local.suffix, "wb") as f:
-            f.write(local.reproducer(k))
+            f.write(data)
         with open(path + ".txt", "w") as f:
             f.write(f"python tools/fuzz.py --target {target} --replay {k} --max-elements {opts.max_elements}\n\n{text}\n")
 

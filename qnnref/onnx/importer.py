@@ -119,6 +119,8 @@ def _given_constant(name: str, value, elem_type: int) -> Const:
     if isinstance(value, onnx.TensorProto):
         value = to_numpy(onnx.numpy_helper.to_array(value))
     arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf" and numpy_dtype_name(arr) is None:     # (int4 / uint4: ml_dtypes)
+        raise ValidationError(f"import_onnx: constant {name!r} must be numbers, got {arr.dtype}")
     if dtype in ("int4", "uint4"):
         arr = np.asarray(arr, dtype=np.int64)
     data = arr.astype(dtypes.get(dtype).numpy)
@@ -139,6 +141,9 @@ def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
                     raise Refused(f"graph input {gi.name!r} has symbolic dimensions {gi.shape}; "
                                   f"pass input_shapes={{{gi.name!r}: (...)}}")
                 shape = gi.shape
+            if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__") or \
+                    any(not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 0 for d in shape):
+                raise Refused(f"graph input {gi.name!r}: shape {shape!r} must be non-negative integers")
             shape = tuple(int(d) for d in shape)
             dtype = qnnref_dtype(gi.elem_type, f"graph input {gi.name!r}")
             q = None

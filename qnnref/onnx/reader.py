@@ -467,6 +467,8 @@ def make_onnx_quant(where: str, dtype: str, scale: np.ndarray, zero_point: np.nd
     if block_size:
         if shape is None or scale.ndim != rank:
             raise Refused(f"{where}: blocked quantization needs a scale of the tensor's rank")
+        if not -rank <= axis < rank:
+            raise Refused(f"{where}: quantization axis {axis} is out of range for rank {rank}")
         ax = axis % rank
         return OnnxQuant(dtype, scale, zero_point, ax, int(block_size))
     if scale.size == 1 and scale.ndim <= 1:

@@ -76,7 +76,7 @@ INTERESTING = [0, 1, -1, 2, 3, 7, 8, 63, 64, 65, 128, 255, 256, 2**15, 2**16, 2*
 def _random_json(rng: random.Random, depth: int = 0):
     r = rng.random()
     if r < 0.55 or depth > 2:
-        return rng.choice(INTERESTING)
+        return copy.deepcopy(rng.choice(INTERESTING))     # a copy: the header must not share (or contain) itself
     if r < 0.7:
         return rng.randint(-2**70, 2**70)
     if r < 0.8:

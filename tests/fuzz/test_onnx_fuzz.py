@@ -215,6 +215,18 @@ def _huge_initializer(m):                 # MemoryError: dims of 2^40 elements, 
     t.dims.extend([2**20, 2**20])
 
 
+def _concat_ranks(m):                     # ValueError (transpose axes) in compute.py
+    m.graph.initializer.append(numpy_helper.from_array(np.zeros((2, 2), np.uint8), "flat_q"))
+    m.graph.node.insert(0, helper.make_node("DequantizeLinear", ["flat_q", "x_scale", "x_zero_point"], ["dq_flat"],
+                                            name="dq_flat"))
+    _node(m, "concat").input[1] = "dq_flat"
+
+
+def _blocked_axis(m):                     # an axis below -rank
+    a = _attr(m, "w1_DequantizeLinear", "axis")
+    a.i = -9
+
+
 REGRESSIONS = {
     "reader-attribute-kind": ("cnn_qdq_u8s8_pc", _wrong_kind, "attribute 'pads' must be INTS"),
     "reader-attribute-twice": ("cnn_qdq_u8s8_pc", _duplicate_attr, "given twice"),
@@ -241,6 +253,8 @@ REGRESSIONS = {
     "quantparams-zero-point-type": ("cnn_qdq_u8s8_pc", _zero_point_wide, "int32"),
     "quantparams-axis": ("cnn_qdq_u8s8_pc", _axis_out_of_range, "out of range"),
     "qoperator-scale-vector": ("cnn_qop_u8s8", _qlinear_scale_vector, "scale"),
+    "compute-concat-ranks": ("cnn_qdq_u8s8_pc", _concat_ranks, "different ranks"),
+    "quantparams-negative-axis": ("cnn_qdq_u8s8_pc", _blocked_axis, "out of range"),
 }
 
 
@@ -300,6 +314,14 @@ def test_constant_folding_is_bounded_before_it_allocates(model):
     finally:
         tracemalloc.stop()
     assert peak < 64 * 2**20, peak
+
+
+@pytest.mark.parametrize("kw", [{"input_shapes": {"x": (1, "a", 8, 8)}}, {"input_shapes": {"x": 5}},
+                                {"input_shapes": {"x": (1, 2, -8, 8)}}, {"constants": {"x": "abc"}},
+                                {"constants": {"x": np.array([object()])}}])
+def test_bad_import_options_are_validation_errors(kw):
+    with pytest.raises(ValidationError):
+        import_onnx(SEEDS["cnn_qdq_u8s8_pc"], profile="onnx", **kw)
 
 
 def test_corrupt_bytes_are_a_validation_error():
