@@ -101,7 +101,7 @@ class OnnxTarget:
         return m, f"{self.names[i]}: {', '.join(self.m.mutate_graph(m, rng))}"
 
     def run(self, k: int) -> str:
-        return self.m.run_one(self.make(k)[0], k)
+        return self.m.run_one(self.make(k)[0], k, self.m.PROFILES[k % len(self.m.PROFILES)])
 
     def reproducer(self, k: int) -> bytes:
         x = self.make(k)[0]
@@ -320,7 +320,7 @@ def replay(target: str, k: int, opts) -> int:
     warnings.simplefilter("default")
     t = TARGETS[target](opts)
     if target == "onnx":
-        print(f"input {k}: {t.make(k)[1]}")
+        print(f"input {k}: {t.make(k)[1]}, profile {t.m.PROFILES[k % len(t.m.PROFILES)]}")
     start = time.monotonic()
     try:
         print(f"input {k}: {t.run(k)} ({time.monotonic() - start:.2f} s)")

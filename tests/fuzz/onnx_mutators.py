@@ -514,6 +514,11 @@ def mutate_graph(m: onnx.ModelProto, rng: random.Random, count: int | None = Non
 # Running one input
 # ---------------------------------------------------------------------------
 
+#: the profiles the fuzzers import under (the ort-* ones take ONNX Runtime's
+#: own paths: float kernels' blocking, saturating pairs, ...)
+PROFILES = ["onnx", "ort-cpu-x86", "ort-cpu-x86-vnni", "qnnref"]
+
+
 class InternalError(AssertionError):
     """The importer's last-resort backstop was hit: a bug."""
 

@@ -43,7 +43,7 @@ from qnnref import QnnError, ValidationError  # noqa: E402
 from qnnref.onnx import import_onnx  # noqa: E402
 
 from .harness import EXAMPLES, FUZZ, guarded  # noqa: E402
-from .onnx_mutators import mutate_bytes, mutate_graph, random_feeds, run_one  # noqa: E402
+from .onnx_mutators import PROFILES, mutate_bytes, mutate_graph, random_feeds, run_one  # noqa: E402
 from .onnx_seeds import seed_models  # noqa: E402
 
 SEEDS = seed_models()
@@ -55,9 +55,10 @@ def proto(name: str) -> onnx.ModelProto:
     return onnx.ModelProto.FromString(SEEDS[name])
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", NAMES)
-def test_seeds_import_and_run(name):
-    model = import_onnx(SEEDS[name], profile="onnx")
+def test_seeds_import_and_run(name, profile):
+    model = import_onnx(SEEDS[name], profile=profile)
     outputs = model.run(random_feeds(model, 0))
     assert set(outputs) == {o.name for o in proto(name).graph.output}
 
@@ -76,12 +77,12 @@ def test_corrupt_model_bytes_import_or_raise_qnn_errors(index, seed):
 
 
 @settings(FUZZ, max_examples=EXAMPLES or 400)
-@given(st.integers(0, len(NAMES) - 1), st.integers(0, 2**64 - 1), st.integers(1, 4))
-def test_mutated_models_import_and_run_or_raise_qnn_errors(index, seed, count):
+@given(st.integers(0, len(NAMES) - 1), st.integers(0, 2**64 - 1), st.integers(1, 4), st.sampled_from(PROFILES))
+def test_mutated_models_import_and_run_or_raise_qnn_errors(index, seed, count, profile):
     m = proto(NAMES[index])
     mutate_graph(m, random.Random(seed), count)
     with guarded():
-        run_one(m, seed % 2**32)
+        run_one(m, seed % 2**32, profile)
 
 
 # ---------------------------------------------------------------------------
