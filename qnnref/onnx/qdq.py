@@ -386,7 +386,9 @@ def concat(imp: Importer, node: OnnxNode) -> None:
     or, with no QuantizeLinear, when all inputs share one quantization), of
     integers with one quantization (QOperator graphs), or of plain floats."""
     vals = [imp.value(n) for n in node.inputs]
-    axis = node.attr("axis")
+    axis = node.attr("axis", 1 if imp.onnx.opset < 4 else None)     # Concat-1: axis 1 by default
+    if axis is None:
+        raise Refused(f"{node.where()}: attribute 'axis' is required")
     deq = [isinstance(v, Const) and v.quant is not None or isinstance(v, Tensor) and v.dequantized for v in vals]
     if all(deq):
         ops = [operand_of(imp, node, i, f"input {i}") for i in range(len(vals))]

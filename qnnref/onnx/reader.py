@@ -190,9 +190,9 @@ MS_REQUIRED = {"QLinearConcat": {"axis"}, "QLinearAveragePool": {"kernel_shape"}
 
 
 def _schema_kinds(op_type: str, domain: str, opset: int | None):
-    """({attribute name: AttributeProto kind}, {required names}) from onnx's
-    schema of the operator (None when onnx has none: com.microsoft, unknown
-    operators)."""
+    """({attribute name: AttributeProto kind}, {required names}, (min inputs,
+    max inputs, min outputs, max outputs)) from onnx's schema of the
+    operator (None when onnx has none: com.microsoft, unknown operators)."""
     if opset is None:
         return None
     key = (op_type, domain, opset)
@@ -200,7 +200,8 @@ def _schema_kinds(op_type: str, domain: str, opset: int | None):
         try:
             schema = onnx.defs.get_schema(op_type, opset, domain)
             _SCHEMAS[key] = ({n: int(a.type.value) for n, a in schema.attributes.items()},
-                             {n for n, a in schema.attributes.items() if a.required})
+                             {n for n, a in schema.attributes.items() if a.required},
+                             (schema.min_input, schema.max_input, schema.min_output, schema.max_output))
         except onnx.defs.SchemaError:         # no such operator, or not in this opset
             _SCHEMAS[key] = None
     return _SCHEMAS[key]
@@ -211,7 +212,14 @@ def decode_attributes(n: onnx.NodeProto, where: str, opset: int | None) -> dict[
     the operator's schema (or :data:`KNOWN_KINDS`) gives it: as the ONNX
     checker and ONNX Runtime refuse a wrong kind, so does qnnref."""
     schema = _schema_kinds(n.op_type, node_domain(n.domain), opset)
-    kinds, required = schema if schema else (None, MS_REQUIRED.get(n.op_type, set()))
+    kinds, required, counts = schema if schema else (None, MS_REQUIRED.get(n.op_type, set()), None)
+    if not len(n.output) or not n.output[0]:
+        raise Refused(f"{where}: the node has no (first) output")
+    if counts is not None:
+        lo_in, hi_in, lo_out, hi_out = counts
+        if not (lo_in <= len(n.input) <= hi_in and lo_out <= len(n.output) <= hi_out):
+            raise Refused(f"{where}: {len(n.input)} inputs and {len(n.output)} outputs; {n.op_type}-{opset} "
+                          f"takes {lo_in}..{hi_in} inputs and {lo_out}..{hi_out} outputs")
     out = {}
     for a in n.attribute:
         if a.name in out:

@@ -52,6 +52,13 @@ class Seed:
         self.header_start = 28
         self.header_end = 28 + len(json.dumps(self.header, ensure_ascii=False, separators=(",", ":")).encode())
         self.paths = _paths(self.header)
+        self.leaves = [p for p in self.paths if not isinstance(_get(self.header, p), (dict, list))]
+
+
+def _get(doc, path):
+    for key in path:
+        doc = doc[key]
+    return doc
 
 
 def _paths(node, prefix=()) -> list[tuple]:
@@ -103,8 +110,14 @@ def _edit(doc, path, value, delete):
 def _header_json_mutation(seed: Seed, rng: random.Random) -> bytes:
     header = copy.deepcopy(seed.header)
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
-        paths = _paths(header) if header is not seed.header else seed.paths
-        path = rng.choice(paths)
+        if rng.random() < 0.6:                # a leaf: an attribute, a dim, a dtype, a scale...
+            path = rng.choice(seed.leaves)
+            try:
+                _get(header, path)
+            except (KeyError, IndexError, TypeError):
+                continue
+        else:
+            path = rng.choice(_paths(header))
         delete = bool(path) and rng.random() < 0.25
         value = _random_json(rng)
         if not delete and path and rng.random() < 0.3:     # a near miss of the current value

@@ -228,6 +228,14 @@ def _blocked_axis(m):                     # an axis below -rank
     a.i = -9
 
 
+def _no_output(m):                        # IndexError (outputs[0]) in qdq.py
+    del _node(m, "w1_DequantizeLinear").output[:]
+
+
+def _input_count(m):
+    _node(m, "conv1").input.extend(["x", "x"])
+
+
 REGRESSIONS = {
     "reader-attribute-kind": ("cnn_qdq_u8s8_pc", _wrong_kind, "attribute 'pads' must be INTS"),
     "reader-attribute-twice": ("cnn_qdq_u8s8_pc", _duplicate_attr, "given twice"),
@@ -242,6 +250,8 @@ REGRESSIONS = {
     "reader-ssa": ("cnn_qdq_u8s8_pc", _ssa, "already defined"),
     "reader-opset": ("cnn_qdq_u8s8_pc", _opset, "out of range"),
     "reader-required-attribute": ("cnn_qdq_u8s8_pc", _required, "required attribute 'axis'"),
+    "reader-no-output": ("cnn_qdq_u8s8_pc", _no_output, "no (first) output"),
+    "reader-input-count": ("cnn_qdq_u8s8_pc", _input_count, "takes 2..3 inputs"),
     "context-absent-input": ("cnn_qdq_u8s8_pc", _absent_input, "absent"),
     "layout-stride-zero": ("cnn_qdq_u8s8_pc", _stride_zero, "attribute 'strides'"),
     "layout-pads-huge": ("cnn_qdq_u8s8_pc", _pads_huge, "attribute 'pads'"),
