@@ -229,7 +229,8 @@ def campaign(target: str, opts) -> dict:
         with open(path + local.suffix, "wb") as f:
             f.write(data)
         with open(path + ".txt", "w") as f:
-            f.write(f"python tools/fuzz.py --target {target} --replay {k} --max-elements {opts.max_elements}\n\n{text}\n")
+            f.write(f"python tools/fuzz.py --target {target} --replay {k} --max-elements {opts.max_elements}"
+                    f"\n\n{text}\n")
 
     def lost(w, kind):
         """Worker ``w`` died or hung on its current input: count it, requeue the rest."""
@@ -339,7 +340,8 @@ def _prepare_onnx_seeds(opts) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", choices=["qnn", "onnx", "all", "selftest"], default="all",
                    help="what to fuzz (default: all; selftest checks this driver)")
     p.add_argument("--inputs", type=int, default=10_000, help="inputs per target (default: 10000)")

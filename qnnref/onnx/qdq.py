@@ -132,8 +132,8 @@ def activation_range(imp: Importer, act: OnnxNode, q: OnnxQuant) -> tuple[int | 
     def image(v):
         if v is None:
             return None
-        return int(quantize_values(np.float32(scalar(act.where(), v, "a Clip bound")), q.scale, q.zero_points(), q.dtype,
-                                   recipe))
+        return int(quantize_values(np.float32(scalar(act.where(), v, "a Clip bound")), q.scale, q.zero_points(),
+                                   q.dtype, recipe))
     lo_q, hi_q = image(lo), image(hi)
     if lo_q is not None and hi_q is not None and lo_q > hi_q:
         raise Refused(f"{act.where()}: empty clip range")

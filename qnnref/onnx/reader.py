@@ -186,7 +186,8 @@ _SCHEMAS: dict = {}
 
 
 #: required attributes of the com.microsoft operators the importer reads
-MS_REQUIRED = {"QLinearConcat": {"axis"}, "QLinearAveragePool": {"kernel_shape"}, "MatMulNBits": {"K", "N", "block_size"}}
+MS_REQUIRED = {"QLinearConcat": {"axis"}, "QLinearAveragePool": {"kernel_shape"},
+               "MatMulNBits": {"K", "N", "block_size"}}
 
 
 def _schema_kinds(op_type: str, domain: str, opset: int | None):

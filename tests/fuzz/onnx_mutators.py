@@ -474,8 +474,8 @@ def _m_constant_node(m, rng):
         return
     name = f"const_{rng.randrange(1000)}"
     c = onnx.helper.make_node("Constant", [], [name], name=name)
-    a = random_attribute(rng.choice(["value", "value_int", "value_ints", "value_float", "value_floats", "sparse_value"]),
-                         rng)
+    kind = rng.choice(["value", "value_int", "value_ints", "value_float", "value_floats", "sparse_value"])
+    a = random_attribute(kind, rng)
     c.attribute.append(a)
     idx = rng.randrange(len(n.input))
     n.input[idx] = name

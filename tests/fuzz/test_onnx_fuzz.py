@@ -33,7 +33,8 @@ import pytest
 
 onnx = pytest.importorskip("onnx", reason="the ONNX importer fuzzers need onnx: pip install 'qnnref[test]'")
 pytest.importorskip("onnxruntime.quantization",
-                    reason="the ONNX importer fuzzers quantize their seeds with onnxruntime: pip install 'qnnref[test]'")
+                    reason="the ONNX importer fuzzers quantize their seeds with onnxruntime: "
+                           "pip install 'qnnref[test]'")
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
