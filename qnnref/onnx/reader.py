@@ -111,7 +111,7 @@ def check_tensor(t: onnx.TensorProto, what: str) -> int:
         raise Refused(f"{what} has dims {dims}: {count} elements exceed qnnref's limit of "
                       f"{qgraph.MAX_TENSOR_ELEMENTS} (qnnref.graph.MAX_TENSOR_ELEMENTS)")
     four = t.data_type in _FOUR_BIT
-    if t.raw_data:
+    if t.HasField("raw_data"):            # (set but empty is raw data too: numpy_helper reads it)
         itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
         want = (count + 1) // 2 if four else count * itemsize
         got, unit = len(t.raw_data), "bytes"
@@ -121,6 +121,8 @@ def check_tensor(t: onnx.TensorProto, what: str) -> int:
         want = (count + 1) // 2 if four else count
         got, unit = len(getattr(t, field)), "values"
     others = [f for f in _FIELDS if f != field and len(getattr(t, f))]
+    if others and field == "raw_data":
+        raise Refused(f"{what}: values both in raw_data and in {others[0]}")
     if others:
         raise Refused(f"{what}: values in {others[0]}, which does not hold {type_name(t.data_type)} data")
     if got != want:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pathlib
 import tempfile
 
 import numpy as np
@@ -155,7 +156,7 @@ def seed_models(cache_dir: str | None = None) -> dict[str, bytes]:
     """The seeds (built once per process; read from / written to ``cache_dir``
     as ``<name>.onnx`` when given)."""
     if cache_dir and os.path.isdir(cache_dir) and any(f.endswith(".onnx") for f in os.listdir(cache_dir)):
-        return {f[:-5]: open(os.path.join(cache_dir, f), "rb").read()
+        return {f[:-5]: pathlib.Path(cache_dir, f).read_bytes()
                 for f in sorted(os.listdir(cache_dir)) if f.endswith(".onnx")}
     seeds = build_seeds()
     if cache_dir:

@@ -125,6 +125,14 @@ def _truncated_raw(m):                    # ValueError (reshape) in numpy_helper
     t.raw_data = t.raw_data[:-5]
 
 
+def _empty_raw(m):                        # raw_data set but empty, the values in int32_data
+    t = _init(m, "w1_zero_point")
+    vals = list(onnx.numpy_helper.to_array(t).reshape(-1))
+    t.ClearField("raw_data")
+    t.int32_data.extend(int(v) for v in vals)
+    t.raw_data = b""
+
+
 def _undefined_type(m):                   # TypeError: element type UNDEFINED
     _init(m, "w1_scale").data_type = TensorProto.UNDEFINED
 
@@ -242,6 +250,7 @@ REGRESSIONS = {
     "reader-attribute-twice": ("cnn_qdq_u8s8_pc", _duplicate_attr, "given twice"),
     "reader-not-utf8": ("cnn_qdq_u8s8_pc", _not_utf8, "not UTF-8"),
     "reader-truncated-data": ("cnn_qdq_u8s8_pc", _truncated_raw, "bytes of data"),
+    "reader-empty-raw-data": ("cnn_qdq_u8s8_pc", _empty_raw, "both in raw_data and in int32_data"),
     "reader-undefined-type": ("cnn_qdq_u8s8_pc", _undefined_type, "UNDEFINED"),
     "reader-unknown-type": ("cnn_qdq_u8s8_pc", _unknown_type, "element type 99"),
     "reader-external-data": ("cnn_qdq_u8s8_pc", _external, "external data"),
