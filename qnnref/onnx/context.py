@@ -77,7 +77,7 @@ class Importer:
     def value(self, name: str) -> Value:
         """The value bound to ``name``; Refused when the input is absent ("")."""
         if name not in self.values:
-            raise Refused(f"a required input is absent" if not name else f"input {name!r} has no value")
+            raise Refused("a required input is absent" if not name else f"input {name!r} has no value")
         return self.values[name]
 
     def bind(self, name: str, value: Value) -> None:

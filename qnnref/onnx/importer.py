@@ -32,7 +32,8 @@ from ..profiles import get_profile
 from . import layout
 from .context import Const, Importer, Tensor
 from .quantparams import input_slots, qdq_quant, triple_quant
-from .reader import OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
+from .reader import (OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, tensor_to_numpy,
+                     to_numpy)
 from .registry import FLOAT_OPS, HANDLERS
 from . import activations, movement, qdq, qoperator, selection  # noqa: F401  (register the handlers)
 from . import floatops  # noqa: F401,E402  (last: routes some operators to float32 when no integer form applies)
@@ -117,7 +118,10 @@ def _given_constant(name: str, value, elem_type: int) -> Const:
     except Refused as e:
         raise ValidationError(f"import_onnx: {e}") from None
     if isinstance(value, onnx.TensorProto):
-        value = to_numpy(onnx.numpy_helper.to_array(value))
+        try:
+            value = to_numpy(tensor_to_numpy(value, f"constant {name!r}"))
+        except Refused as e:
+            raise ValidationError(f"import_onnx: {e}") from None
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf" and numpy_dtype_name(arr) is None:     # (int4 / uint4: ml_dtypes)
         raise ValidationError(f"import_onnx: constant {name!r} must be numbers, got {arr.dtype}")
