@@ -653,6 +653,8 @@ def dequantize_values(q, scale, zero_point) -> np.ndarray:
     """``float32((q - zero_point) * scale)``: the integer difference is exact
     (int64, so no input dtype can wrap), converted to float32 (exact for
     |q - zp| < 2^24, true for every dtype up to int16), times the float32
-    scale: one IEEE float32 rounding."""
+    scale: one IEEE float32 rounding (an overflow gives +-inf, as
+    spec/ops/dequantize.md says: not a warning)."""
     d = np.asarray(q, dtype=np.int64) - np.asarray(zero_point, dtype=np.int64)
-    return d.astype(np.float32) * np.asarray(scale, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        return d.astype(np.float32) * np.asarray(scale, dtype=np.float32)

@@ -47,7 +47,7 @@ def relu_clip(imp: Importer, node: OnnxNode) -> None:
     elif v.cast:
         lo, hi = _view_bound(node, v, info, lo, True), _view_bound(node, v, info, hi, False)
     else:
-        lo, hi = (None if b is None else int(np.asarray(b).reshape(())) for b in (lo, hi))
+        lo, hi = (None if b is None else _integer_bound(node, b) for b in (lo, hi))
     dt = info.dt
     lo = None if lo is None or lo <= dt.min else lo
     hi = None if hi is None or hi >= dt.max else hi
@@ -72,11 +72,22 @@ def _view_bound(node: OnnxNode, v: Tensor, info, bound, lower: bool) -> int | No
     return min(max(int(b), lo), hi) - v.offset
 
 
+def _integer_bound(node: OnnxNode, bound) -> int:
+    """A Clip bound on an integer tensor: one integer."""
+    b = np.asarray(bound)
+    if b.size != 1 or b.dtype.kind not in "iu":
+        raise Refused(f"{node.where()}: a bound on integers must be one integer, got {b.dtype} of shape "
+                      f"{list(b.shape)}")
+    return int(b.reshape(()))
+
+
 def _exact_code(node: OnnxNode, q, dtype: str, bound) -> int | None:
     """The integer code whose dequantized value is exactly the float ``bound``
     (None: no bound); saturating bounds beyond the range give the range's end."""
     if bound is None:
         return None
+    if np.asarray(bound).size != 1 or np.asarray(bound).dtype.kind not in "fiu":
+        raise Refused(f"{node.where()}: a bound must be one number, got shape {list(np.shape(bound))}")
     b = np.float32(np.asarray(bound).reshape(()))
     dt = dtypes.get(dtype)
     s, zp = float(q.scale), int(q.zero_point_or_zeros())

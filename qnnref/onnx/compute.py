@@ -352,12 +352,12 @@ def emit_avg_pool(imp: Importer, node: OnnxNode, x: Operand, out: Output, channe
 def reduce_mean_axes(imp: Importer, node: OnnxNode, rank: int) -> list[int]:
     """The ONNX axes of a ReduceMean: an attribute before opset 18, an input
     from it; none given: every axis."""
-    axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const(node, 1, "axes")
+    axes = node.attr("axes") if imp.onnx.opset < 18 else imp.const_ints(node, 1, "axes", required=False)
     if axes is None:
         if node.attr("noop_with_empty_axes", 0):
             raise Refused(f"{node.where()}: noop_with_empty_axes is not supported")
         axes = range(rank)
-    return [int(a) for a in np.asarray(list(axes)).reshape(-1)]
+    return list(axes)
 
 
 def mean_layout(node: OnnxNode, perm, axes, keepdims: bool) -> tuple[list[int], tuple[int, ...]]:
@@ -409,6 +409,8 @@ def emit_concat(imp: Importer, node: OnnxNode, ops: list[Operand], axis: int, ou
         raise Refused(f"{node.where()}: all inputs are constants")
     perm = runtime[0].value.perm
     rank = len(perm)
+    if any((np.ndim(o.value) if o.is_const else len(o.value.perm)) != rank for o in ops):
+        raise Refused(f"{node.where()}: inputs of different ranks")
     axis = layout.normalize_axis(axis, rank, node.where())
     names = []
     for k, o in enumerate(ops):

@@ -57,6 +57,7 @@ class Importer:
         self.profile = profile
         self.b = builder
         self.values: dict[str, Value] = {}
+        self.bound: list[str] = []           # names in binding order: a refused node's are undone
         self.graph_outputs = set(graph.outputs)
         # every ONNX value name: generated names avoid them
         self.reserved = {n for node in graph.nodes for n in (*node.inputs, *node.outputs) if n}
@@ -76,10 +77,14 @@ class Importer:
 
     # -- values -------------------------------------------------------------------
     def value(self, name: str) -> Value:
+        """The value bound to ``name``; Refused when the input is absent ("")."""
+        if name not in self.values:
+            raise Refused("a required input is absent" if not name else f"input {name!r} has no value")
         return self.values[name]
 
     def bind(self, name: str, value: Value) -> None:
         self.values[name] = value
+        self.bound.append(name)
 
     def const(self, node: OnnxNode, i: int, what: str) -> np.ndarray | None:
         """The constant array at input ``i`` (None when the input is absent);
@@ -87,15 +92,34 @@ class Importer:
         name = node.input(i)
         if not name:
             return None
-        v = self.values[name]
+        v = self.value(name)
         if not isinstance(v, Const) or v.quant is not None:
             raise Refused(f"{node.where()}: {what} ({name!r}) must be a constant")
         return v.data
 
+    def const_ints(self, node: OnnxNode, i: int, what: str, required: bool = True) -> list[int] | None:
+        """Constant input ``i`` as a list of Python ints (shapes, axes, pads,
+        starts...): Refused unless it is an integer tensor (None when absent
+        and not ``required``)."""
+        data = self.const(node, i, what)
+        if data is None:
+            if required:
+                raise Refused(f"{node.where()}: {what} (input {i}) is required")
+            return None
+        data = np.asarray(data)
+        if data.dtype.kind not in "iu":
+            raise Refused(f"{node.where()}: {what} must be integers, got {data.dtype}")
+        return [int(x) for x in data.reshape(-1)]
+
     def const_dtype(self, node: OnnxNode, i: int) -> str | None:
         """The dtype of constant input ``i`` (None when absent)."""
         name = node.input(i)
-        return self.values[name].dtype if name else None
+        if not name:
+            return None
+        v = self.value(name)
+        if not isinstance(v, Const):
+            raise Refused(f"{node.where()}: input {i} ({name!r}) must be a constant")
+        return v.dtype
 
     def info(self, t: Tensor | str):
         return self.b.tensors[t.name if isinstance(t, Tensor) else t]

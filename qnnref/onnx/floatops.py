@@ -40,7 +40,7 @@ from . import layout
 from .compute import mean_layout, reduce_mean_axes
 from .context import Const, Importer, Tensor
 from .qdq import dequantize_const
-from .reader import OnnxNode, Refused
+from .reader import OnnxNode, Refused, scalar
 from .reader import OnnxQuant
 from .registry import HANDLERS, MS, handles
 from . import activations, qdq  # noqa: F401  (the integer handlers are registered first)
@@ -97,7 +97,7 @@ def float_value(imp: Importer, node: OnnxNode, i: int, what: str) -> Tensor | np
         if v.quant is not None:
             if v.quant.block_size is not None and v.quant.scale.dtype != np.float32:
                 raise Refused(f"{node.where()}: {what}: float16 block scales are not supported here")
-            return dequantize_const(v.data, v.quant).astype(np.float32)
+            return np.asarray(dequantize_const(v.data, v.quant), np.float32)
         if v.dtype != "float32":
             raise Refused(f"{node.where()}: {what} is a {v.dtype} constant (float operators take float32)")
         return np.asarray(v.data, np.float32)
@@ -155,17 +155,20 @@ def _aligned(imp: Importer, node: OnnxNode, vals) -> tuple[list[str], tuple[int,
 
 def _snapshot(imp: Importer):
     return (len(imp.b.nodes), set(imp.b.tensors), set(imp.skip), set(imp.node_names),
-            dict(imp._transposed), dict(imp.__dict__.get("float_views", {})))
+            dict(imp._transposed), dict(imp.__dict__.get("float_views", {})), len(imp.bound))
 
 
 def _rollback(imp: Importer, snap) -> None:
     """Undo what a refused integer fusion emitted or absorbed."""
-    n_nodes, tensors, skip, names, transposed, views = snap
+    n_nodes, tensors, skip, names, transposed, views, n_bound = snap
     del imp.b.nodes[n_nodes:]
     for t in set(imp.b.tensors) - tensors:
         del imp.b.tensors[t]
-    imp.skip, imp.node_names, imp._transposed = skip, names, transposed
-    imp.__dict__["float_views"] = views
+    imp.skip, imp.node_names, imp._transposed = set(skip), set(names), dict(transposed)
+    imp.__dict__["float_views"] = dict(views)      # copies: one snapshot may be rolled back twice
+    for name in imp.bound[n_bound:]:               # values a fusion bound (later nodes' outputs)
+        imp.values.pop(name, None)
+    del imp.bound[n_bound:]
 
 
 def _reason(node: OnnxNode, e: Exception) -> str:
@@ -581,8 +584,8 @@ def float_unary(imp: Importer, node: OnnxNode) -> None:
             lo, hi = node.attr("min"), node.attr("max")
         else:
             lo, hi = imp.const(node, 1, "min"), imp.const(node, 2, "max")
-        attrs["min"] = None if lo is None else float(np.float32(np.asarray(lo).reshape(())))
-        attrs["max"] = None if hi is None else float(np.float32(np.asarray(hi).reshape(())))
+        attrs["min"] = None if lo is None else float(np.float32(scalar(node.where(), lo, "min")))
+        attrs["max"] = None if hi is None else float(np.float32(scalar(node.where(), hi, "max")))
     _bind_float(imp, node, "float_elementwise", [x.name], attrs, x.perm)
 
 

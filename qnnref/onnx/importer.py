@@ -21,6 +21,7 @@ from collections import deque
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import helper
 
 from .. import dtypes
@@ -32,7 +33,8 @@ from ..profiles import get_profile
 from . import layout, symbolic
 from .context import Const, Importer, Tensor
 from .quantparams import input_slots, qdq_quant, triple_quant
-from .reader import OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, to_numpy
+from .reader import (OnnxNode, Refused, make_onnx_quant, numpy_dtype_name, qnnref_dtype, read_model, tensor_to_numpy,
+                     to_numpy)
 from .registry import FLOAT_OPS, HANDLERS
 from . import activations, movement, qdq, qoperator, selection  # noqa: F401  (register the handlers)
 from . import floatops  # noqa: F401,E402  (last: routes some operators to float32 when no integer form applies)
@@ -46,7 +48,10 @@ def load_model(model_or_path) -> onnx.ModelProto:
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     if isinstance(model_or_path, (bytes, bytearray)):
-        return onnx.load_from_string(bytes(model_or_path))
+        try:
+            return onnx.load_from_string(bytes(model_or_path))
+        except DecodeError as e:
+            raise ValidationError(f"ONNX import: the bytes are not a readable ONNX model ({e})") from None
     try:
         return onnx.load(str(model_or_path))
     except FileNotFoundError:
@@ -57,6 +62,18 @@ def load_model(model_or_path) -> onnx.ModelProto:
 
 def import_model(model_or_path, profile: str, input_shapes: dict | None = None,
                  constants: dict | None = None, mlas_nchwc_block: int | None = None) -> Model:
+    """The importer; every problem of the model is a qnnref error. Anything
+    else is a bug in qnnref, reported as one (the fuzzers fail on it)."""
+    try:
+        return _import_model(model_or_path, profile, input_shapes, constants, mlas_nchwc_block)
+    except QnnError:
+        raise
+    except Exception as e:               # a backstop, not an answer: tests/fuzz counts it as a failure
+        raise QnnError(f"ONNX import: internal error: please report ({type(e).__name__}: {e})") from e
+
+
+def _import_model(model_or_path, profile: str, input_shapes: dict | None, constants: dict | None,
+                  mlas_nchwc_block: int | None) -> Model:
     proto = load_model(model_or_path)
     if mlas_nchwc_block is not None and (isinstance(mlas_nchwc_block, bool) or mlas_nchwc_block not in (0, 8, 16)):
         raise ValidationError(f"import_onnx: mlas_nchwc_block must be 0, 8 or 16 (MLAS's NCHWc block: none, "
@@ -117,8 +134,13 @@ def _given_constant(name: str, value, elem_type: int) -> Const:
     except Refused as e:
         raise ValidationError(f"import_onnx: {e}") from None
     if isinstance(value, onnx.TensorProto):
-        value = to_numpy(onnx.numpy_helper.to_array(value))
+        try:
+            value = to_numpy(tensor_to_numpy(value, f"constant {name!r}"))
+        except Refused as e:
+            raise ValidationError(f"import_onnx: {e}") from None
     arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf" and numpy_dtype_name(arr) is None:     # (int4 / uint4: ml_dtypes)
+        raise ValidationError(f"import_onnx: constant {name!r} must be numbers, got {arr.dtype}")
     if dtype in ("int4", "uint4"):
         arr = np.asarray(arr, dtype=np.int64)
     data = arr.astype(dtypes.get(dtype).numpy)
@@ -139,6 +161,9 @@ def _declare_inputs(imp: Importer, input_shapes: dict, refusals) -> None:
                     raise Refused(f"graph input {gi.name!r} has symbolic dimensions {gi.shape}; "
                                   f"pass input_shapes={{{gi.name!r}: (...)}}")
                 shape = gi.shape
+            if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__") or \
+                    any(not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 0 for d in shape):
+                raise Refused(f"graph input {gi.name!r}: shape {shape!r} must be non-negative integers")
             shape = tuple(int(d) for d in shape)
             dtype = qnnref_dtype(gi.elem_type, f"graph input {gi.name!r}")
             q = None
@@ -262,6 +287,7 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
         return
     tainted = any(i in imp.tainted for i in inputs)
     skip_before = set(imp.skip)
+    bound_before = len(imp.bound)
     try:
         if foldable and node.op_type != "QuantizeLinear":
             _fold(imp, node)
@@ -274,8 +300,9 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
             raise Refused(f"{node.where()}: outputs {missing} are not supported")
     except (Refused, QnnError) as e:
         imp.skip = skip_before           # a fusion that failed absorbs nothing
-        for o in node.outputs:
+        for o in [*node.outputs, *imp.bound[bound_before:]]:     # (a fusion binds later nodes' outputs)
             imp.values.pop(o, None)
+        del imp.bound[bound_before:]
         if not tainted:                  # else a consequence of an earlier refusal
             msg = str(e)
             refusals.append((node, msg if node.where() in msg else f"{node.where()}: {msg}"))
@@ -312,7 +339,10 @@ def _placeholders(imp: Importer, node: OnnxNode) -> None:
         except Refused:
             continue
         name = imp.fresh(f"{o}_unimported")
-        imp.b.input(name, dtype, shape)
+        try:
+            imp.b.input(name, dtype, shape)
+        except QnnError:                 # an inferred shape qnnref cannot hold: no stand-in
+            continue
         imp.bind(o, Tensor(name, layout.identity(len(shape))))
         if dtype not in ("float32", "float16"):
             imp.tainted.add(o)
@@ -325,6 +355,67 @@ def _no_handler_reason(node: OnnxNode) -> str:
     if node.domain not in ("", "com.microsoft"):
         return f"{node.where()}: operator of the custom domain {node.domain!r} is not supported"
     return f"{node.where()}: operator not supported by the qnnref ONNX importer"
+
+
+#: operators never folded: control flow (its cost is not bounded by its size)
+_NOT_FOLDED = {"Loop", "Scan", "If", "SequenceMap"}
+#: operators whose output may be far larger than their inputs: folded only
+#: when ONNX shape inference states the output's size first
+_GROWING = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "OneHot", "Einsum",
+            "MatMul", "Gemm", "MatMulInteger", "Col2Im", "CenterCropPad", "ConvTranspose", "Conv", "ConvInteger",
+            "MaxUnpool", "Bernoulli", "RandomNormalLike", "RandomUniformLike", "Mul", "Add", "Sub", "Div", "Where",
+            "Concat", "Gather", "GatherND", "GatherElements", "NonZero", "Unique", "TopK", "Compress", "Reshape"}
+#: multiply-adds a folded Conv / MatMul / pool may cost (onnx.reference is slow)
+FOLD_WORK = 2**28
+
+
+def _check_fold_cost(imp: Importer, node: OnnxNode, onnx_node, feeds: dict, outs) -> None:
+    """Refused unless the folded outputs fit qnnref's size limit and the work
+    is bounded, known *before* evaluating: ONNX shape inference (with data
+    propagation: the constants are initializers here) gives the output
+    shapes; an output of unknown size is refused for operators that can
+    grow (``ConstantOfShape`` of a huge shape would allocate gigabytes)."""
+    from .. import graph as qgraph
+    if node.op_type in _NOT_FOLDED:
+        raise Refused(f"{node.where()}: folding control flow is not supported")
+    inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(a), n) for n, a in feeds.items()]
+    g = helper.make_graph([onnx_node], "fold", [], outs, inits)
+    m = helper.make_model(g, opset_imports=imp.onnx.model.opset_import, ir_version=imp.onnx.model.ir_version)
+    try:
+        inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(m, data_prop=True).graph.output}
+    except Exception:                     # inference could not say: the sizes stay unknown
+        inferred = {}
+    if node.op_type == "Range" and len(feeds) == 3:
+        start, limit, delta = (np.asarray(feeds[i]).reshape(-1)[:1] for i in node.inputs)
+        with np.errstate(all="ignore"):
+            n = np.ceil((limit.astype(np.float64) - start) / delta) if delta.size and delta[0] else None
+        if n is None or n.size != 1 or not np.isfinite(n[0]):
+            raise Refused(f"{node.where()}: cannot fold: a Range with delta 0 or a non-finite length")
+        qgraph.check_element_count(int(max(n[0], 0)), f"{node.where()}: folded output")
+        return
+    for o in outs:
+        vi = inferred.get(o.name)
+        tt = vi.type.tensor_type if vi is not None else None
+        if tt is None or not tt.HasField("shape") or not all(d.HasField("dim_value") for d in tt.shape.dim):
+            if node.op_type in _GROWING:
+                raise Refused(f"{node.where()}: cannot fold: the size of output {o.name!r} is not known "
+                              "before evaluating it")
+            continue
+        count = 1
+        for d in tt.shape.dim:
+            count *= d.dim_value
+        qgraph.check_element_count(count, f"{node.where()}: folded output {o.name!r}")
+        shapes = [np.shape(feeds[i]) for i in node.inputs if i in feeds]
+        k = 1
+        if node.op_type in ("Conv", "ConvInteger", "ConvTranspose") and len(shapes) > 1:
+            k = int(np.prod(shapes[1][1:], dtype=np.int64)) if len(shapes[1]) > 1 else 1
+        elif node.op_type in ("MatMul", "Gemm", "MatMulInteger", "Einsum") and shapes and shapes[0]:
+            k = max(max(s) if s else 1 for s in shapes)
+        elif node.attr("kernel_shape") is not None:
+            k = int(np.prod(node.attr("kernel_shape"), dtype=np.int64))
+        if count * k > FOLD_WORK:
+            raise Refused(f"{node.where()}: folding would cost about {count * k} multiply-adds "
+                          f"(more than {FOLD_WORK})")
 
 
 def _fold(imp: Importer, node: OnnxNode) -> None:
@@ -342,6 +433,7 @@ def _fold(imp: Importer, node: OnnxNode) -> None:
         vis.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape))
     onnx_node = imp.onnx.model.graph.node[node.index]
     outs = [helper.make_tensor_value_info(o, 0, None) for o in node.outputs if o]
+    _check_fold_cost(imp, node, onnx_node, feeds, outs)
     g = helper.make_graph([onnx_node], "fold", vis, outs)
     m = helper.make_model(g, opset_imports=imp.onnx.model.opset_import, ir_version=imp.onnx.model.ir_version)
     try:

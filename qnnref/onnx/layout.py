@@ -10,6 +10,7 @@ Flatten, MatMul, a graph output, ...).
 """
 from __future__ import annotations
 
+from .. import graph as qgraph
 from .reader import OnnxNode, Refused
 
 
@@ -86,6 +87,28 @@ def spatial_pads(node: OnnxNode, in_hw, kernel, strides, dilations) -> list[int]
     return [begin[0], begin[1], end[0], end[1]]
 
 
+def _check_ints(node: OnnxNode, name: str, values, count: int, low: int) -> None:
+    """Refused unless ``values`` (attribute ``name``) are ``count`` integers in [low, MAX_DIM]."""
+    if len(values) != count or any(not isinstance(v, int) or not low <= v <= qgraph.MAX_DIM for v in values):
+        raise Refused(f"{node.where()}: attribute {name!r} must be {count} integers in [{low}, {qgraph.MAX_DIM}] "
+                      f"for a 2-D window, got {list(values)[:8]}")
+
+
+def _check_output(node: OnnxNode, in_shape, kernel, strides, dilations, pads) -> None:
+    """Refused unless every output axis has at least one window and the
+    output windows (N x OH x OW) are within qnnref's size limit:
+    checked before anything of that size is computed."""
+    count = in_shape[0]
+    for i in range(2):
+        span = dilations[i] * (kernel[i] - 1) + 1
+        out = (in_shape[2 + i] + pads[i] + pads[i + 2] - span) // strides[i] + 1
+        if out < 1:
+            raise Refused(f"{node.where()}: the window ({span} with dilation) does not fit the padded input "
+                          f"along spatial axis {i}")
+        count *= out
+    qgraph.check_element_count(count, f"{node.where()}: output windows")
+
+
 def window_geometry(node: OnnxNode, onnx_in_shape, kernel=None, pool: bool = False) -> dict:
     """qnnref ``strides``, ``dilations``, ``pads`` (and ``kernel`` for pools) of
     a 2-D ONNX Conv / pool node on an NCHW input of shape ``onnx_in_shape``.
@@ -103,8 +126,12 @@ def window_geometry(node: OnnxNode, onnx_in_shape, kernel=None, pool: bool = Fal
         raise Refused(f"{node.where()}: only 2-D windows are supported (kernel {kernel})")
     strides = list(node.attr("strides", [1, 1]))
     dilations = list(node.attr("dilations", [1, 1]))
+    _check_ints(node, "kernel_shape", kernel, 2, 1)
+    _check_ints(node, "strides", strides, 2, 1)
+    _check_ints(node, "dilations", dilations, 2, 1)
     hw = onnx_in_shape[2:]
     pads = spatial_pads(node, hw, kernel, strides, dilations)
+    _check_ints(node, "pads", pads, 4, 0)
     if pool and node.attr("ceil_mode", 0):
         for i in range(2):
             size = hw[i] + pads[i] + pads[i + 2]
@@ -118,6 +145,7 @@ def window_geometry(node: OnnxNode, onnx_in_shape, kernel=None, pool: bool = Fal
                 ceil_out -= 1
             if ceil_out > floor_out:
                 pads[i + 2] += (ceil_out - 1) * strides[i] + span - size
+    _check_output(node, onnx_in_shape, kernel, strides, dilations, pads)
     out = {"strides": strides, "dilations": dilations, "pads": pads}
     if pool:
         out["kernel"] = kernel

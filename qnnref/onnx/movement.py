@@ -21,6 +21,7 @@ from . import layout
 from .compute import alias_name
 from .context import Const, Importer, Tensor
 from .. import dtypes
+from .. import graph as qgraph
 from .reader import OnnxNode, OnnxQuant, Refused, qnnref_dtype
 from .registry import handles
 
@@ -92,6 +93,8 @@ def reshape_to(imp: Importer, node: OnnxNode, target) -> None:
 def resolve_reshape(where: str, in_shape, shape, allowzero: bool) -> tuple[int, ...]:
     """ONNX Reshape's output shape: 0 copies the input dimension (unless
     allowzero), one -1 is inferred."""
+    if any(not isinstance(d, (int, np.integer)) for d in shape) or len(shape) > qgraph.MAX_RANK:
+        raise Refused(f"{where}: the shape must be at most {qgraph.MAX_RANK} integers, got {list(shape)[:8]}")
     out = [in_shape[i] if d == 0 and not allowzero and i < len(in_shape) else int(d) for i, d in enumerate(shape)]
     size = math.prod(in_shape)
     if out.count(-1) > 1 or any(d < -1 for d in out):
@@ -125,10 +128,13 @@ def flatten(imp: Importer, node: OnnxNode) -> None:
 
 
 def _axes(imp: Importer, node: OnnxNode, rank: int):
-    axes = node.attr("axes") if imp.onnx.opset < 13 else imp.const(node, 1, "axes")
+    axes = node.attr("axes") if imp.onnx.opset < 13 else imp.const_ints(node, 1, "axes", required=False)
     if axes is None:
         return None
-    return sorted(layout.normalize_axis(int(a), rank, node.where()) for a in np.asarray(axes).reshape(-1))
+    axes = sorted(layout.normalize_axis(a, rank, node.where()) for a in axes)
+    if len(set(axes)) != len(axes):
+        raise Refused(f"{node.where()}: an axis is listed twice in {axes}")
+    return axes
 
 
 @handles("Squeeze")
@@ -145,8 +151,10 @@ def squeeze(imp: Importer, node: OnnxNode) -> None:
 @handles("Unsqueeze")
 def unsqueeze(imp: Importer, node: OnnxNode) -> None:
     shape = list(imp.shape(imp.value(node.input(0))))
-    axes = _axes(imp, node, len(shape) + len(np.asarray(
-        node.attr("axes") if imp.onnx.opset < 13 else imp.const(node, 1, "axes")).reshape(-1)))
+    given = node.attr("axes") if imp.onnx.opset < 13 else imp.const_ints(node, 1, "axes", required=False)
+    if given is None:
+        raise Refused(f"{node.where()}: axes are required")
+    axes = _axes(imp, node, len(shape) + len(given))
     for a in axes:
         shape.insert(a, 1)
     reshape_to(imp, node, shape)

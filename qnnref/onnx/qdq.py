@@ -30,7 +30,7 @@ from .compute import (Operand, Output, emit_avg_pool, reduce_mean_axes, emit_bin
 from .context import Const, Importer, Tensor
 from .movement import concat_plain
 from .quantparams import qdq_quant
-from .reader import OnnxNode, OnnxQuant, Refused
+from .reader import OnnxNode, OnnxQuant, Refused, scalar
 from .registry import handles
 
 
@@ -132,8 +132,8 @@ def activation_range(imp: Importer, act: OnnxNode, q: OnnxQuant) -> tuple[int | 
     def image(v):
         if v is None:
             return None
-        return int(quantize_values(np.float32(np.asarray(v).reshape(())), q.scale, q.zero_points(), q.dtype,
-                                   recipe))
+        return int(quantize_values(np.float32(scalar(act.where(), v, "a Clip bound")), q.scale, q.zero_points(),
+                                   q.dtype, recipe))
     lo_q, hi_q = image(lo), image(hi)
     if lo_q is not None and hi_q is not None and lo_q > hi_q:
         raise Refused(f"{act.where()}: empty clip range")
@@ -207,6 +207,9 @@ def _bias(imp: Importer, node: OnnxNode, i: int, x: Operand, w: Operand) -> np.n
                       "(a float bias needs a float32 operator)")
     if np.any(v.quant.zero_points()):
         raise Refused(f"{node.where()}: the int32 bias must have zero point 0")
+    if x.quant.scale.size != 1 or v.quant.scale.size not in (1, w.quant.scale.size):
+        raise Refused(f"{node.where()}: the bias scale must be s_x * s_w with a per-tensor input scale "
+                      f"(scales of {x.quant.scale.size}, {w.quant.scale.size} and {v.quant.scale.size} values)")
     expected = (x.quant.scale.astype(np.float32) * w.quant.scale.astype(np.float32)).reshape(-1)
     got = np.broadcast_to(v.quant.scale.astype(np.float32).reshape(-1), expected.shape)
     if not np.allclose(got, expected, rtol=2.0**-20, atol=0):
@@ -419,7 +422,9 @@ def concat(imp: Importer, node: OnnxNode) -> None:
     or, with no QuantizeLinear, when all inputs share one quantization), of
     integers with one quantization (QOperator graphs), or of plain floats."""
     vals = [imp.value(n) for n in node.inputs]
-    axis = node.attr("axis")
+    axis = node.attr("axis", 1 if imp.onnx.opset < 4 else None)     # Concat-1: axis 1 by default
+    if axis is None:
+        raise Refused(f"{node.where()}: attribute 'axis' is required")
     deq = [isinstance(v, Const) and v.quant is not None or isinstance(v, Tensor) and v.dequantized for v in vals]
     if all(deq):
         ops = [operand_of(imp, node, i, f"input {i}") for i in range(len(vals))]

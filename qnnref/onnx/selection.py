@@ -5,9 +5,12 @@ index arrays along the axes they change, in whatever layout the input has.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dtypes
+from .. import graph as qgraph
 from ..arith import dequantize_values
 from . import layout
 from .compute import alias_name
@@ -47,13 +50,22 @@ def resize(imp: Importer, node: OnnxNode) -> None:
         coord = node.attr("coordinate_transformation_mode", "half_pixel")
         nearest = node.attr("nearest_mode", "round_prefer_floor")
     if sizes is not None and np.asarray(sizes).size:
-        out = [int(d) for d in np.asarray(sizes).reshape(-1)]
+        out = imp.const_ints(node, 3, "sizes")
+        if len(out) != rank or any(o < 1 or o > qgraph.MAX_DIM for o in out) or 0 in shape:
+            raise Refused(f"{node.where()}: sizes {out} must have one value in [1, {qgraph.MAX_DIM}] per axis "
+                          "(of a non-empty input)")
         scales = [o / i for o, i in zip(out, shape)]
     else:
-        scales = [float(s) for s in np.asarray(scales, np.float32).reshape(-1)]
-        out = [int(np.floor(i * np.float32(s))) for i, s in zip(shape, scales)]
-    if len(out) != rank:
-        raise Refused(f"{node.where()}: scales / sizes must have one value per axis")
+        scales = np.asarray(scales).reshape(-1) if scales is not None else np.zeros(0)
+        if scales.dtype.kind != "f" or len(scales) != rank or not np.all(np.isfinite(scales) & (scales > 0)):
+            raise Refused(f"{node.where()}: scales must be one finite float > 0 per axis, got {list(scales)}")
+        scales = [float(s) for s in scales.astype(np.float32)]
+        with np.errstate(over="ignore"):
+            out = [np.floor(i * np.float32(s)) for i, s in zip(shape, scales)]
+        if any(not 1 <= o <= qgraph.MAX_DIM for o in out):       # (inf and NaN fail too)
+            raise Refused(f"{node.where()}: scales {scales} give the output shape {out}")
+        out = [int(o) for o in out]
+    qgraph.check_element_count(math.prod(out), f"{node.where()}: output")
     maps = {a: _nearest_map(node, shape[a], out[a], scales[a], coord, nearest) for a in range(rank)}
     _bind_selection(imp, node, v, node.outputs[0], {a: m for a, m in maps.items() if m is not None})
 
@@ -190,12 +202,13 @@ def slice_op(imp: Importer, node: OnnxNode) -> None:
     if imp.onnx.opset < 10:
         starts, ends, axes, steps = node.attr("starts"), node.attr("ends"), node.attr("axes"), None
     else:
-        starts, ends = imp.const(node, 1, "starts"), imp.const(node, 2, "ends")
-        axes, steps = imp.const(node, 3, "axes"), imp.const(node, 4, "steps")
-    starts = [int(x) for x in np.asarray(starts).reshape(-1)]
-    ends = [int(x) for x in np.asarray(ends).reshape(-1)]
-    axes = list(range(len(starts))) if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
-    steps = [1] * len(starts) if steps is None else [int(x) for x in np.asarray(steps).reshape(-1)]
+        starts, ends = imp.const_ints(node, 1, "starts"), imp.const_ints(node, 2, "ends")
+        axes, steps = imp.const_ints(node, 3, "axes", False), imp.const_ints(node, 4, "steps", False)
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    if not len(starts) == len(ends) == len(axes) == len(steps) or len(set(axes)) != len(axes):
+        raise Refused(f"{node.where()}: starts, ends, axes and steps must have one value per sliced axis, "
+                      "each axis once")
     ranges = {}
     for st, en, a, sp in zip(starts, ends, axes, steps):
         a = layout.normalize_axis(a, len(shape), node.where())
@@ -236,12 +249,13 @@ def pad(imp: Importer, node: OnnxNode) -> None:
     if imp.onnx.opset < 11:
         pads, value = node.attr("pads"), node.attr("value", 0.0)
     else:
-        pads, value = imp.const(node, 1, "pads"), imp.const(node, 2, "constant_value")
-    pads = [int(p) for p in np.asarray(pads).reshape(-1)]
-    axes = imp.const(node, 3, "axes") if len(node.inputs) > 3 else None
+        pads, value = imp.const_ints(node, 1, "pads"), imp.const(node, 2, "constant_value")
+    if pads is None:
+        raise Refused(f"{node.where()}: attribute 'pads' is required")
+    axes = imp.const_ints(node, 3, "axes", required=False) if len(node.inputs) > 3 else None
     if axes is not None:
         full = [0] * (2 * rank)
-        axes = [layout.normalize_axis(int(a), rank, node.where()) for a in np.asarray(axes).reshape(-1)]
+        axes = [layout.normalize_axis(a, rank, node.where()) for a in axes]
         for k, a in enumerate(axes):
             full[a], full[rank + a] = pads[k], pads[len(axes) + k]
         pads = full
