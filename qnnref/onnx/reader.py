@@ -102,8 +102,15 @@ def check_tensor(t: onnx.TensorProto, what: str) -> int:
     if t.HasField("segment"):
         raise Refused(f"{what} is a segment of a tensor (segments are not supported)")
     dims = list(t.dims)
-    if len(dims) > qgraph.MAX_RANK or any(d < 0 for d in dims):
-        raise Refused(f"{what} has dims {dims[:8]}: negative, or rank above {qgraph.MAX_RANK}")
+    if len(dims) > qgraph.MAX_RANK or any(d < 0 or d > qgraph.MAX_DIM for d in dims):
+        raise Refused(f"{what} has dims {dims[:8]}: negative, above {qgraph.MAX_DIM}, or rank above "
+                      f"{qgraph.MAX_RANK}")
+    # an empty tensor's other dims still make a shape numpy must be able to hold
+    nonzero = 1
+    for d in dims:
+        nonzero *= max(d, 1)
+    if nonzero > 2**62:
+        raise Refused(f"{what} has dims {dims[:8]}: their product (ignoring zeros) is beyond 2^62")
     count = 1
     for d in dims:
         count *= d

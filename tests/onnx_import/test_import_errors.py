@@ -126,3 +126,15 @@ def test_profile_is_recorded_and_used():
                                                                  init("s2", 0.3, F32)])
     for profile in ("qnnref", "float32-half-to-even"):
         assert import_onnx(m, profile=profile).profile == profile
+
+
+@pytest.mark.parametrize("dims", [[8, 0, 2**40, 2**40], [0, 2**31]])
+def test_empty_initializer_with_huge_other_dims_is_refused(dims):
+    """(Found by tools/fuzz.py, input 20142850.) An initializer with a zero
+    dimension holds no data, but its other dims must still make a shape: they
+    were handed to numpy, which raised ValueError on the reshape."""
+    from onnx import TensorProto, helper
+    t = helper.make_tensor("w", TensorProto.FLOAT, dims, vals=b"", raw=True)
+    m = make_model([node("Identity", ["w"], ["y"])], {}, {"y": (F32, dims)}, [t], check=False)
+    with pytest.raises(qnnref.QnnError, match="dims"):
+        import_onnx(m)
