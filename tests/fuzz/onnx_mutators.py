@@ -528,7 +528,7 @@ def random_feeds(model: qnnref.Model, seed: int) -> dict:
     feeds = {}
     for s in model.inputs:
         dt = dtypes.get(s.dtype)
-        shape = tuple(s.shape)
+        shape = tuple(2 if isinstance(d, str) else d for d in s.shape)    # a symbolic batch: 2 items
         if dt.is_int:
             feeds[s.name] = np.asarray(rng.integers(dt.min, dt.max, shape, endpoint=True, dtype=np.int64), dt.numpy)
         else:
