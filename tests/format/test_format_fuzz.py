@@ -15,6 +15,7 @@ Each test runs a modest number of examples (the file takes ~10 s).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import struct
@@ -214,7 +215,9 @@ def test_random_json_subtrees(data):
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(all_paths(header)))
         delete = bool(path) and data.draw(st.booleans())
-        header = edit(header, path, data.draw(json_values), delete)
+        # a copy: sampled_from(INTERESTING) hands out the same list/dict objects every
+        # time, and a later edit (or fix_blob_digests) would change INTERESTING itself
+        header = edit(header, path, copy.deepcopy(data.draw(json_values)), delete)
     if isinstance(header, (dict, list)):
         fix_blob_digests(header, section)
     packed = pack_file(header, section, data.draw(st.sampled_from([version, (1, 0), (1, 1)])))
