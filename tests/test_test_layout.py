@@ -15,13 +15,22 @@ TESTS = Path(__file__).resolve().parent
 def _top_level_names_installed() -> set[str]:
     names = set(sys.stdlib_module_names)
     for dist in importlib.metadata.distributions():
+        if (dist.metadata["Name"] or "").lower() == "qnnref":
+            # our own: an editable install's qnnref.egg-info in the checkout lists
+            # every source file (SOURCES.txt), spec/*.md too; its module is qnnref
+            continue
         top = dist.read_text("top_level.txt")
         if top:
             names.update(line.strip() for line in top.splitlines() if line.strip())
         for f in dist.files or ():
             part = f.parts[0] if f.parts else ""
-            if part and not part.endswith((".dist-info", ".egg-info", ".data", ".pth")) and part != "..":
-                names.add(part.removesuffix(".py"))
+            if not part or part.endswith((".dist-info", ".egg-info", ".data", ".pth")) or part == "..":
+                continue
+            if len(f.parts) == 1:            # a top-level file is a module only if Python imports it
+                if f.suffix in (".py", ".so", ".pyd"):
+                    names.add(part.split(".")[0])
+            elif f.suffix in (".py", ".so", ".pyd"):  # a directory with Python code in it: a package
+                names.add(part)
     return names
 
 
