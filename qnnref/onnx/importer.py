@@ -272,7 +272,8 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
     poisoned = any(i not in imp.values for i in inputs)
     foldable = not poisoned and all(isinstance(imp.values[i], Const) and imp.values[i].quant is None
                                     for i in inputs) and node.op_type != "DequantizeLinear"
-    if handler is None and not foldable:
+    fold = foldable and node.op_type != "QuantizeLinear"   # (a constant QuantizeLinear keeps its handler)
+    if handler is None and not fold:
         refusals.append((node, _no_handler_reason(node)))
         _placeholders(imp, node)
         return
@@ -289,7 +290,7 @@ def _import_node(imp: Importer, node: OnnxNode, refusals) -> None:
     skip_before = set(imp.skip)
     bound_before = len(imp.bound)
     try:
-        if foldable and node.op_type != "QuantizeLinear":
+        if fold:
             _fold(imp, node)
         else:
             handler(imp, node)
@@ -429,6 +430,8 @@ def _fold(imp: Importer, node: OnnxNode) -> None:
         if c.dtype in ("int4", "uint4"):
             raise Refused(f"{node.where()}: folding constants of type {c.dtype} is not supported")
         arr = np.asarray(c.data)
+        if arr.dtype.kind not in "biuf":
+            raise Refused(f"{node.where()}: input {name!r} of numpy dtype {arr.dtype} is not a numeric tensor")
         feeds[name] = arr
         vis.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape))
     onnx_node = imp.onnx.model.graph.node[node.index]
@@ -442,6 +445,9 @@ def _fold(imp: Importer, node: OnnxNode) -> None:
         raise Refused(f"{node.where()}: could not fold this constant subgraph ({type(e).__name__}: {e})") from None
     for name, arr in zip([o for o in node.outputs if o], results):
         arr = np.asarray(arr)
+        if arr.dtype.kind not in "biuf":     # strings, objects (an Optional's None, a sequence)
+            raise Refused(f"{node.where()}: folding gave {name!r} of numpy dtype {arr.dtype}, not a "
+                          "numeric tensor")
         imp.bind(name, Const(to_numpy(arr), numpy_dtype_name(arr) or str(arr.dtype)))
 
 

@@ -47,3 +47,30 @@ def test_a_short_onnx_campaign_finds_nothing(tmp_path):
              "--seeds-dir", str(tmp_path / "seeds"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "onnx: 200 inputs" in r.stdout and "non-qnnref exceptions: 0" in r.stdout, r.stdout
+
+
+#: inputs of the long campaigns on main that once ended in a non-qnnref
+#: exception (each fixed): their numbers regenerate them exactly
+CAMPAIGN_FINDINGS = {
+    20003223: "a symbolic batch: the fuzzer's own random_feeds passed 'N' to numpy",
+    20142850: "an empty initializer with huge other dims: numpy's reshape raised ValueError",
+    30126501: "constant folding of an object (None) array: onnx's from_array raised NotImplementedError",
+    30150626: "a constant QuantizeLinear of an unknown domain: no handler, called anyway (TypeError)",
+}
+
+
+@pytest.fixture(scope="module")
+def seeds_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("seeds")            # quantized once for the module's replays
+
+
+@pytest.mark.parametrize("k", sorted(CAMPAIGN_FINDINGS))
+def test_campaign_findings_replay_as_qnnref_errors_or_successes(seeds_dir, k):
+    pytest.importorskip("onnx", reason="the ONNX importer fuzzer needs onnx: pip install 'qnnref[test]'")
+    pytest.importorskip("onnxruntime.quantization", reason="its seeds are quantized by onnxruntime: "
+                        "pip install 'qnnref[test]'")
+    r = subprocess.run([sys.executable, DRIVER, "--target", "onnx", "--replay", str(k),
+                        "--seeds-dir", str(seeds_dir)], capture_output=True, text=True, timeout=300,
+                       cwd=ROOT)
+    assert r.returncode == 0, f"{CAMPAIGN_FINDINGS[k]}:\n{r.stdout}{r.stderr}"
+    assert f"input {k}: qnnref error" in r.stdout or f"input {k}: ok" in r.stdout, r.stdout
