@@ -47,6 +47,32 @@ def split_file(data: bytes) -> tuple[tuple[int, int], dict, bytes]:
     return (major, minor), header, data[start:start + dlen]
 
 
+def all_paths(node, prefix=()) -> list[tuple]:
+    """The path (keys / indices) of every value inside a JSON document."""
+    paths = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            paths += all_paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            paths += all_paths(value, prefix + (i,))
+    return paths
+
+
+def edit(document, path: tuple, value, delete: bool):
+    """``document`` with the value at ``path`` replaced (or deleted)."""
+    if not path:
+        return value
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    if delete:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return document
+
+
 def pack_file(header: dict | None, data_section: bytes, version=(1, 0), *,
               header_bytes: bytes | None = None) -> bytes:
     """A file with this header and data section and a correct file digest

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from qnnref import format as qformat
 from qnnref.errors import FormatError, QnnError
 
-from .test_format import fix_blob_digests, pack_file, rich_graph, split_file
+from .test_format import all_paths, edit, fix_blob_digests, pack_file, rich_graph, split_file
 
 # QNNREF_FUZZ_EXAMPLES=100000 python -m pytest tests/format/test_format_fuzz.py  fuzzes for longer
 # deadline=None: hypothesis' deadline only measures an example after it ends
@@ -170,33 +170,7 @@ json_values = st.recursive(
     max_leaves=12)
 
 
-def all_paths(node, prefix=()) -> list[tuple]:
-    """The path (keys / indices) of every value inside a JSON document."""
-    paths = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            paths += all_paths(value, prefix + (key,))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            paths += all_paths(value, prefix + (i,))
-    return paths
-
-
 PATHS = all_paths(HEADER)
-
-
-def edit(document, path: tuple, value, delete: bool):
-    """``document`` with the value at ``path`` replaced (or deleted)."""
-    if not path:
-        return value
-    parent = document
-    for key in path[:-1]:
-        parent = parent[key]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return document
 
 
 def repack_header(header, section: bytes = SECTION) -> bytes:

@@ -29,7 +29,7 @@ from qnnref import Model, QnnError
 from qnnref import format as qformat
 from qnnref import graph as qgraph
 
-from format.test_format import fix_blob_digests, pack_file, rich_graph, split_file
+from format.test_format import all_paths, edit, fix_blob_digests, pack_file, rich_graph, split_file
 from .harness import random_input
 from .seeds import SEED_GRAPHS
 
@@ -51,7 +51,7 @@ class Seed:
         self.version, self.header, self.section = split_file(data)
         self.header_start = 28
         self.header_end = 28 + len(json.dumps(self.header, ensure_ascii=False, separators=(",", ":")).encode())
-        self.paths = _paths(self.header)
+        self.paths = all_paths(self.header)
         self.leaves = [p for p in self.paths if not isinstance(_get(self.header, p), (dict, list))]
 
 
@@ -59,17 +59,6 @@ def _get(doc, path):
     for key in path:
         doc = doc[key]
     return doc
-
-
-def _paths(node, prefix=()) -> list[tuple]:
-    paths = [prefix]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            paths += _paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            paths += _paths(v, prefix + (i,))
-    return paths
 
 
 INTERESTING = [0, 1, -1, 2, 3, 7, 8, 63, 64, 65, 128, 255, 256, 2**15, 2**16, 2**24, 2**28, 2**31 - 1, 2**31,
@@ -94,19 +83,6 @@ def _random_json(rng: random.Random, depth: int = 0):
             for _ in range(rng.randint(0, 3))}
 
 
-def _edit(doc, path, value, delete):
-    if not path:
-        return value
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return doc
-
-
 def _header_json_mutation(seed: Seed, rng: random.Random) -> bytes:
     header = copy.deepcopy(seed.header)
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
@@ -117,7 +93,7 @@ def _header_json_mutation(seed: Seed, rng: random.Random) -> bytes:
             except (KeyError, IndexError, TypeError):
                 continue
         else:
-            path = rng.choice(_paths(header))
+            path = rng.choice(all_paths(header))
         delete = bool(path) and rng.random() < 0.25
         value = _random_json(rng)
         if not delete and path and rng.random() < 0.3:     # a near miss of the current value
@@ -132,7 +108,7 @@ def _header_json_mutation(seed: Seed, rng: random.Random) -> bytes:
             elif isinstance(old, list) and old:
                 value = old[:-1] if rng.random() < 0.5 else old + [old[-1]]
         try:
-            header = _edit(header, path, value, delete)
+            header = edit(header, path, value, delete)
         except (KeyError, IndexError, TypeError):
             pass
     if isinstance(header, (dict, list)):
