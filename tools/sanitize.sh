@@ -38,7 +38,13 @@ done
 #    sources keep their times (cp -p), so only what changed is recompiled.
 mkdir -p "$TREE"
 find "$TREE" -path "$TREE/build" -prune -o -type f \( -name '*.py' -o -name '*.md' \) -print0 | xargs -0 rm -f
-(cd "$ROOT" && git ls-files -co --exclude-standard -z) | (cd "$ROOT" && xargs -0 cp -p --parents -t "$TREE" 2>/dev/null || true)
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$ROOT" && git ls-files -co --exclude-standard -z) | (cd "$ROOT" && xargs -0 cp -p --parents -t "$TREE" 2>/dev/null || true)
+else    # not a git checkout (e.g. .ci/run's copy of the tree): everything but build products
+    (cd "$ROOT" && find . \( -path ./build -o -path ./.git -o -path ./.venv -o -path ./.ci-venv -o -name __pycache__ \
+        -o -name '*.egg-info' -o -name '*.so' -o -path ./qnnref/_kernels/_ext.cpp \) -prune -o -type f -print0) \
+        | (cd "$ROOT" && xargs -0 cp -p --parents -t "$TREE")
+fi
 
 # 2. Build the extension in the copy with the sanitizer flags (incremental:
 #    setuptools rebuilds only what changed; everything when the flags did).
