@@ -157,7 +157,9 @@ def _setup(opts):
 def _worker(target_name, opts, conn, slot_k, slot_t):
     import resource
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))      # a crash is counted, not dumped
-    if opts.memory_mb:
+    # (not under AddressSanitizer, tools/sanitize.sh: its shadow memory is
+    # terabytes of address space, so any RLIMIT_AS makes every allocation fail)
+    if opts.memory_mb and "libasan" not in os.environ.get("LD_PRELOAD", ""):
         limit = opts.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _setup(opts)
