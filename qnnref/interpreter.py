@@ -97,6 +97,21 @@ def _io(tensors) -> tuple:
     return tuple(None if t is None else (np.dtype(t.dt.numpy), tuple(int(d) for d in t.shape)) for t in tensors)
 
 
+def _objects(ctx) -> tuple:
+    """A node's tensor objects with their dtype and shape objects. While all
+    are the same objects, :func:`_io` gives what it gave (a dtype string and
+    a tuple of ints cannot change in place), so a kernel call compares these
+    identities first and rebuilds ``_io`` only when one changed."""
+    return tuple(None if t is None else (t, t.dtype, t.shape) for t in (*ctx.inputs, *ctx.outputs))
+
+
+def _same_objects(ctx, objects) -> bool:
+    tensors = (*ctx.inputs, *ctx.outputs)
+    return len(tensors) == len(objects) and all(
+        t is None if o is None else (t is o[0] and t.dtype is o[1] and t.shape is o[2])
+        for t, o in zip(tensors, objects))
+
+
 class _Batch:
     """What a Model prepared for one batch size: the concrete graph, its node
     contexts and, per node, the kernel and its prepared state (or None)."""
@@ -108,7 +123,8 @@ class _Batch:
         self.plan: list[tuple[Any, Any]] = []
         self.reasons: list[str] = []
         #: per node, what its kernel was prepared for: ((dtype, shape) per input
-        #: slot or None, (dtype, shape) per output); None for reference nodes
+        #: slot or None, (dtype, shape) per output, the tensor objects they were
+        #: read from, see _objects); None for reference nodes
         self.expect: list[Any] = []
 
 
@@ -194,7 +210,7 @@ class Model:
                 raise ValidationError(f"{self._where}: {e}") from None
             b.plan.append((kernel, state))
             b.reasons.append(f"kernel ({self.isa})")
-            b.expect.append((_io(ctx.inputs), _io(ctx.outputs)))
+            b.expect.append((_io(ctx.inputs), _io(ctx.outputs), _objects(ctx)))
         return b
 
     def _for_batch(self, n: int) -> _Batch:
@@ -217,13 +233,17 @@ class Model:
                 self._batches.popitem(last=False)
         return b
 
+    def _described_batch(self) -> _Batch:
+        """The prepared batch that plan() describes: batch 1, else the oldest cached."""
+        return self._batches[1] if 1 in self._batches else next(iter(self._batches.values()))
+
     @property
     def _plan(self) -> list[tuple[Any, Any]]:
-        return self._batches[1].plan if 1 in self._batches else next(iter(self._batches.values())).plan
+        return self._described_batch().plan
 
     @property
     def _plan_reason(self) -> list[str]:
-        return self._batches[1].reasons if 1 in self._batches else next(iter(self._batches.values())).reasons
+        return self._described_batch().reasons
 
     def concrete_graph(self, batch: int = 1) -> Graph:
         """The graph at a fixed batch size (the symbol replaced by ``batch``
@@ -401,8 +421,8 @@ class Model:
         its sizes from, is what the kernel was prepared for (``expect``,
         recorded at preparation). The C++ code relies on it; a mismatch is a
         RuntimeCheckError, never a read or write out of bounds."""
-        ins, outs = expect
-        if _io(ctx.inputs) != ins or _io(ctx.outputs) != outs:
+        ins, outs, objects = expect
+        if not _same_objects(ctx, objects) and (_io(ctx.inputs) != ins or _io(ctx.outputs) != outs):
             raise ctx.runtime_error("the node's tensors changed after its kernel was prepared")
         for i, (want, arr) in enumerate(zip(ins, args)):
             if want is None:
